@@ -1,0 +1,63 @@
+import { z } from 'zod';
+
+/**
+ * Configuration, parsed once per container from the environment. Names follow the seed guide
+ * where it has them. A wrong value fails at cold start with the variable's name and what it expects.
+ */
+const optionalUrl = z.preprocess(
+  (v) => (v === '' ? undefined : v),
+  z.url({ message: 'expected an http(s) URL such as http://localhost:5000' }).optional(),
+);
+const optionalString = z.preprocess((v) => (v === '' ? undefined : v), z.string().optional());
+
+export const configSchema = z.object({
+  DATABASE_URL: z
+    .string({ message: 'expected a PostgreSQL URL such as postgres://user:pass@host:5432/db' })
+    .regex(/^postgres(ql)?:\/\//, 'expected a PostgreSQL URL such as postgres://user:pass@host:5432/db'),
+  MODEL_BUCKET: z
+    .string({ message: 'expected the S3 bucket that holds the models' })
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)'),
+  PREDICTIONS_QUEUE_URL: z.url({ message: 'expected the SQS queue URL of the predictions queue' }),
+  MODEL_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'expected a model name of letters, digits, ".", "_" or "-" (max 100)')
+    .default('hubfolio-model'),
+  AWS_ENDPOINT_URL: optionalUrl,
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  MLFLOW_TRACKING_URI: optionalUrl,
+  MLFLOW_EXPERIMENT_NAME: z.string().min(1).default('hubfolio-models'),
+  THINGSBOARD_URL: optionalUrl,
+  THINGSBOARD_DEVICE_TOKEN: optionalString,
+  THINGSBOARD_USERNAME: z.string().min(1).default('tenant@thingsboard.org'),
+  THINGSBOARD_PASSWORD: z.string().min(1).default('tenant'),
+  /** How often a warm container checks whether another serving model was promoted. */
+  MODEL_REFRESH_SECONDS: z.coerce
+    .number({ message: 'expected a number of seconds' })
+    .int('expected a whole number of seconds')
+    .min(1, 'expected at least 1 second')
+    .max(60, 'expected at most 60 seconds (promotions must reach predictions within a minute)')
+    .default(30),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const result = configSchema.safeParse(env);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const name = issue.path.join('.');
+    const expectation = issue.code === 'invalid_type' && env[name] === undefined ? 'is required' : issue.message;
+    return `${name}: ${expectation}`;
+  });
+  throw new ConfigError(`Invalid configuration: ${lines.join('; ')}`);
+}
+
+let cached: Config | undefined;
+
+/** The container's configuration, parsed on first use and kept for the container's life. */
+export function config(): Config {
+  cached ??= parseConfig(process.env);
+  return cached;
+}
