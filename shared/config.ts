@@ -22,7 +22,10 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'expected a model name of letters, digits, ".", "_" or "-" (max 100)')
     .default('hubfolio-model'),
+  /** One endpoint for every AWS service (LocalStack); the per-service ones below win over it (AWS SDK names). */
   AWS_ENDPOINT_URL: optionalUrl,
+  AWS_ENDPOINT_URL_S3: optionalUrl,
+  AWS_ENDPOINT_URL_SQS: optionalUrl,
   AWS_REGION: z.string().min(1).default('us-east-1'),
   MLFLOW_TRACKING_URI: optionalUrl,
   MLFLOW_EXPERIMENT_NAME: z.string().min(1).default('hubfolio-models'),

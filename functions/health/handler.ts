@@ -1,0 +1,8 @@
+import { healthReport } from '#shared/health';
+import { httpHandler } from '#shared/http';
+
+/** GET /health: 200 when healthy or degraded, 503 when PostgreSQL, S3 or SQS fail. */
+export const handler = httpHandler(async () => {
+  const report = await healthReport({ ping: null }, { ping: null });
+  return { statusCode: report.status === 'unhealthy' ? 503 : 200, body: report };
+});

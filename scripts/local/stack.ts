@@ -1,0 +1,173 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { migrate } from '#shared/db';
+import { lambdaInvoker, s3NotificationEvent, startSqsBridge } from './bridge.ts';
+import { S3RVER_CREDENTIALS, startPostgres, startS3, startSqs, type S3ObjectCreated } from './emulators.ts';
+import { freePort, waitForHttp } from './ports.ts';
+import { ensureBucket, ensureQueues, seedSampleModel, sqsClient, type AwsEndpoints } from './resources.ts';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const SAMPLE_MODEL = resolve(ROOT, 'models/hubfolio-sample.onnx');
+const SERVICE_PREFIX = 'hubfolio-functions-dev-';
+
+/** Functions fed by the bridge, as serverless.yml wires them on AWS (absent ones are skipped). */
+export const BRIDGED = { s3Incoming: 'modelIngest', sqsConsumer: 'telemetryForwarder' } as const;
+
+export interface LocalStackOptions {
+  /** The user's environment: AWS_ENDPOINT_URL*, DATABASE_URL, MLFLOW_TRACKING_URI, THINGSBOARD_URL replace embedded or absent parts. */
+  env: NodeJS.ProcessEnv;
+  /** Where the embedded S3 and PostgreSQL keep their data (`.local/` for npm start; a temp dir in tests). */
+  dataDir: string;
+  /** Keep the embedded PostgreSQL in memory. */
+  ephemeral?: boolean;
+  port?: number;
+  lambdaPort?: number;
+  s3Port?: number;
+  sqsPort?: number;
+  pgPort?: number;
+  log?: (message: string) => void;
+  /** Where serverless-offline's own output goes. */
+  offlineOutput?: 'inherit' | 'ignore';
+}
+
+export interface LocalStack {
+  url: string;
+  env: Record<string, string>;
+  queueUrl: string;
+  dlqUrl: string;
+  endpoints: AwsEndpoints;
+  stop(): Promise<void>;
+}
+
+function declaredFunctions(): Set<string> {
+  const yml = readFileSync(resolve(ROOT, 'serverless.yml'), 'utf8');
+  return new Set([...yml.matchAll(/^ {2}([A-Za-z]+):\n {4}handler:/gm)].map((m) => m[1]!));
+}
+
+/** Reads THINGSBOARD_DEVICE_TOKEN from `.local/thingsboard.env`, where `npm run thingsboard:provision` writes it. */
+function provisionedDeviceToken(): string | undefined {
+  const file = resolve(ROOT, '.local/thingsboard.env');
+  if (!existsSync(file)) return undefined;
+  return /^THINGSBOARD_DEVICE_TOKEN=(.+)$/m.exec(readFileSync(file, 'utf8'))?.[1]?.trim();
+}
+
+/**
+ * Starts what `npm start` runs: emulators for what the environment does not name, migrations,
+ * bucket, queues (with DLQ) and the sample serving model, serverless-offline, and the S3/SQS bridge.
+ */
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const log = options.log ?? (() => {});
+  const env = options.env;
+  const stops: Array<() => Promise<unknown>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((error) => log(`stop: ${(error as Error).message}`));
+    stops.length = 0;
+  };
+  try {
+    const region = env.AWS_REGION || 'us-east-1';
+    const bucket = env.MODEL_BUCKET || 'hubfolio-local-models';
+    const modelName = env.MODEL_NAME || 'hubfolio-model';
+    const functions = declaredFunctions();
+    let notifyIncoming: (event: S3ObjectCreated) => void = () => {};
+
+    const external = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
+    let endpoints: AwsEndpoints;
+    let credentials: Record<string, string> = {};
+    if (external) {
+      endpoints = { s3: external, sqs: env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL || external, region };
+      log(`AWS endpoint: ${external} (S3 events under incoming/ come from that service's own notifications)`);
+    } else {
+      const s3 = await startS3({
+        port: options.s3Port ?? 4569,
+        directory: resolve(options.dataDir, 's3'),
+        onObjectCreated: (event) => notifyIncoming(event),
+      });
+      stops.push(s3.stop);
+      const sqs = await startSqs({ port: options.sqsPort ?? 9324 });
+      stops.push(sqs.stop);
+      endpoints = { s3: s3.url, sqs: sqs.url, region };
+      credentials = S3RVER_CREDENTIALS;
+      Object.assign(process.env, credentials); // this process's own SDK clients talk to s3rver too
+      log(`embedded S3 (s3rver) on ${s3.url}, SQS (fauxqs) on ${sqs.url}`);
+    }
+
+    let databaseUrl = env.DATABASE_URL;
+    if (!databaseUrl) {
+      const pg = await startPostgres({ port: options.pgPort ?? 5433, dataDir: options.ephemeral ? undefined : resolve(options.dataDir, 'pgdata') });
+      stops.push(pg.stop);
+      databaseUrl = pg.url;
+      log(`embedded PostgreSQL (PGlite) on ${pg.url}`);
+    }
+    const applied = await migrate(databaseUrl);
+    log(`migrations: ${applied.length ? applied.join(', ') : 'up to date'}`);
+
+    await ensureBucket(endpoints, bucket);
+    const { queueUrl, dlqUrl } = await ensureQueues(endpoints, 'hubfolio-local');
+    if (await seedSampleModel(endpoints, bucket, modelName, SAMPLE_MODEL)) log(`serving model: bundled sample (${modelName} v0)`);
+
+    const port = options.port ?? 3000;
+    const lambdaPort = options.lambdaPort ?? (await freePort());
+    const deviceToken = env.THINGSBOARD_DEVICE_TOKEN || provisionedDeviceToken();
+    const stackEnv: Record<string, string> = {
+      ...credentials,
+      AWS_REGION: region,
+      DATABASE_URL: databaseUrl,
+      MODEL_BUCKET: bucket,
+      MODEL_NAME: modelName,
+      PREDICTIONS_QUEUE_URL: queueUrl,
+      AWS_ENDPOINT_URL_S3: endpoints.s3,
+      AWS_ENDPOINT_URL_SQS: endpoints.sqs,
+      ...(deviceToken ? { THINGSBOARD_DEVICE_TOKEN: deviceToken } : {}),
+      PORT: String(port),
+      LAMBDA_PORT: String(lambdaPort),
+    };
+    const offline: ChildProcess = spawn(process.execPath, [resolve(ROOT, 'node_modules/osls/bin/serverless.js'), 'offline', 'start'], {
+      cwd: ROOT,
+      env: { ...env, ...stackEnv, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
+      stdio: ['ignore', options.offlineOutput ?? 'inherit', options.offlineOutput ?? 'inherit'],
+      detached: true,
+    });
+    let exited = false;
+    offline.on('exit', () => (exited = true));
+    stops.push(async () => {
+      if (exited) return;
+      const gone = new Promise((r) => offline.once('exit', r));
+      process.kill(-offline.pid!, 'SIGTERM');
+      const timer = setTimeout(() => !exited && process.kill(-offline.pid!, 'SIGKILL'), 5_000);
+      await gone;
+      clearTimeout(timer);
+    });
+    const url = `http://127.0.0.1:${port}`;
+    await waitForHttp(`${url}/health`, 120_000, () => !exited);
+
+    const invoke = lambdaInvoker(`http://127.0.0.1:${lambdaPort}`, SERVICE_PREFIX);
+    if (functions.has(BRIDGED.s3Incoming) && !external) {
+      notifyIncoming = (event) => {
+        if (event.bucket !== bucket || !event.key.startsWith('incoming/')) return;
+        invoke(BRIDGED.s3Incoming, s3NotificationEvent(event.bucket, event.key, event.size, event.eTag, region)).catch((error) =>
+          log(`bridge: ${BRIDGED.s3Incoming} failed for ${event.key}: ${(error as Error).message}`),
+        );
+      };
+    }
+    if (functions.has(BRIDGED.sqsConsumer)) {
+      const sqs = sqsClient(endpoints);
+      const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+      const bridge = startSqsBridge({
+        sqs,
+        queueUrl,
+        queueArn,
+        region,
+        batchSize: 10,
+        invoke: (event) => invoke(BRIDGED.sqsConsumer, event),
+        onError: (error) => log(`bridge: ${BRIDGED.sqsConsumer}: ${(error as Error).message}`),
+      });
+      stops.splice(1, 0, bridge.stop); // stop polling before the emulators go away
+    }
+    return { url, env: stackEnv, queueUrl, dlqUrl, endpoints, stop: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

@@ -1,0 +1,89 @@
+import { config } from '#shared/config';
+import { pool } from '#shared/db';
+import { logger } from '#shared/log';
+import { queueReachable } from '#shared/queue';
+import { servingModels } from '#shared/serving';
+import { bucketState } from '#shared/storage';
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+/** Runs a probe with a deadline; an error or a timeout gives null ("not connected"). */
+async function probe<T>(name: string, run: () => Promise<T>): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), CHECK_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([run(), deadline]);
+  } catch (error) {
+    logger.warn('health check failed', { check: name, error: (error as Error).message });
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const answered = async (name: string, run: () => Promise<unknown>) => (await probe(name, run)) !== null;
+
+export interface OptionalProbe {
+  /** null when the dependency is not configured. */
+  ping: (() => Promise<boolean>) | null;
+}
+
+export interface HealthReport {
+  status: 'healthy' | 'degraded' | 'unhealthy';
+  minio_connected: boolean;
+  s3_connected: boolean;
+  bucket_exists: boolean;
+  postgres_connected: boolean;
+  sqs_connected: boolean;
+  mlflow_connected: boolean;
+  thingsboard_connected: boolean;
+  model_loaded: boolean;
+  issues: string[];
+  timestamp: string;
+}
+
+/**
+ * The seed's health keys plus s3_connected (same as minio_connected, kept for compatibility),
+ * sqs_connected and model_loaded. PostgreSQL, S3 and SQS are required (unhealthy without them);
+ * MLflow and ThingsBoard are optional (degraded, and `issues` says which and why).
+ */
+export async function healthReport(mlflow: OptionalProbe, thingsboard: OptionalProbe): Promise<HealthReport> {
+  const [bucket, postgres, queue, mlflowUp, thingsboardUp, model] = await Promise.all([
+    probe('s3', bucketState),
+    answered('postgres', () => pool().query('SELECT 1')),
+    answered('sqs', queueReachable),
+    mlflow.ping ? probe('mlflow', mlflow.ping).then(Boolean) : false,
+    thingsboard.ping ? probe('thingsboard', thingsboard.ping).then(Boolean) : false,
+    answered('model', () => servingModels().get()),
+  ]);
+  const s3Connected = bucket !== null;
+
+  const issues: string[] = [];
+  if (!postgres) issues.push('PostgreSQL is not reachable (DATABASE_URL)');
+  if (!s3Connected) issues.push('S3 is not reachable');
+  else if (bucket === 'missing') issues.push(`bucket ${config().MODEL_BUCKET} does not exist (MODEL_BUCKET)`);
+  if (!queue) issues.push('SQS predictions queue is not reachable (PREDICTIONS_QUEUE_URL)');
+  if (!mlflow.ping) issues.push('MLflow is not configured (MLFLOW_TRACKING_URI unset)');
+  else if (!mlflowUp) issues.push('MLflow is not reachable (MLFLOW_TRACKING_URI)');
+  if (!thingsboard.ping) issues.push('ThingsBoard telemetry is not configured (THINGSBOARD_URL or THINGSBOARD_DEVICE_TOKEN unset)');
+  else if (!thingsboardUp) issues.push('ThingsBoard is not reachable (THINGSBOARD_URL)');
+  if (!model) issues.push('no serving model is loaded; upload one with POST /model/upload');
+
+  const required = postgres && bucket === 'exists' && queue;
+  const status = !required ? 'unhealthy' : issues.length === 0 ? 'healthy' : 'degraded';
+  return {
+    status,
+    minio_connected: s3Connected,
+    s3_connected: s3Connected,
+    bucket_exists: bucket === 'exists',
+    postgres_connected: postgres,
+    sqs_connected: queue,
+    mlflow_connected: mlflowUp,
+    thingsboard_connected: thingsboardUp,
+    model_loaded: model,
+    issues,
+    timestamp: new Date().toISOString(),
+  };
+}

@@ -1,0 +1,124 @@
+import type pg from 'pg';
+import type { Classification, PredictRequest } from '#shared/schemas';
+
+/** A prediction as stored: the request, the model's raw score and what users see. */
+export interface PredictionRow {
+  id: string;
+  ts: number;
+  created_at: string;
+  input: PredictRequest;
+  raw_score: number;
+  predicted_iq: number;
+  classification: Classification;
+  model_name: string;
+  model_version: string;
+}
+
+export type NewPrediction = Omit<PredictionRow, 'ts' | 'created_at'>;
+
+/**
+ * Stores predictions with one statement (one round trip for 1 or 1,000 rows). The clock row hands
+ * out consecutive unique millisecond timestamps (see the migration for why); rows get them in order.
+ */
+export async function insertPredictions(db: pg.Pool | pg.PoolClient, rows: NewPrediction[]): Promise<PredictionRow[]> {
+  const column = <T>(pick: (row: NewPrediction) => T) => rows.map(pick);
+  const { rows: [clock] } = await db.query<{ first_ms: number }>(
+    `WITH clock AS (
+       UPDATE prediction_clock
+          SET last_ms = GREATEST(last_ms, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint - 1) + $1::int
+       RETURNING last_ms - $1::int + 1 AS first_ms
+     ), inserted AS (
+       -- A data-modifying CTE always runs to completion, whether or not the outer query reads it.
+       INSERT INTO predictions (id, ts, created_at, user_id, portfolio_id, projetos_min, habilidades_min, kw_contexto,
+                                kw_processo, kw_resultado, consistencia_visual_score, bio, contatos, raw_score,
+                                predicted_iq, classification, model_name, model_version)
+       SELECT r.id, clock.first_ms + r.ord - 1, to_timestamp((clock.first_ms + r.ord - 1) / 1000.0), r.user_id, r.portfolio_id,
+              r.projetos_min, r.habilidades_min, r.kw_contexto, r.kw_processo, r.kw_resultado, r.consistencia_visual_score,
+              r.bio, r.contatos, r.raw_score, r.predicted_iq, r.classification, r.model_name, r.model_version
+         FROM clock, unnest($2::uuid[], $3::bigint[], $4::bigint[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[],
+                            $10::float8[], $11::bool[], $12::bool[], $13::float8[], $14::numeric[], $15::text[], $16::text[], $17::text[])
+              WITH ORDINALITY AS r(id, user_id, portfolio_id, projetos_min, habilidades_min, kw_contexto, kw_processo, kw_resultado,
+                                   consistencia_visual_score, bio, contatos, raw_score, predicted_iq, classification, model_name,
+                                   model_version, ord)
+     )
+     SELECT first_ms FROM clock`,
+    [
+      rows.length,
+      column((r) => r.id),
+      column((r) => r.input.user_id),
+      column((r) => r.input.portfolio_id ?? null),
+      column((r) => r.input.projetos_min),
+      column((r) => r.input.habilidades_min),
+      column((r) => r.input.kw_contexto),
+      column((r) => r.input.kw_processo),
+      column((r) => r.input.kw_resultado),
+      column((r) => r.input.consistencia_visual_score),
+      column((r) => r.input.bio),
+      column((r) => r.input.contatos),
+      column((r) => r.raw_score),
+      column((r) => r.predicted_iq),
+      column((r) => r.classification),
+      column((r) => r.model_name),
+      column((r) => r.model_version),
+    ],
+  );
+  const firstMs = Number(clock!.first_ms);
+  return rows.map((row, i) => ({ ...row, ts: firstMs + i, created_at: new Date(firstMs + i).toISOString() }));
+}
+
+/** Marks predictions as accepted by the queue. */
+export async function markEnqueued(db: pg.Pool | pg.PoolClient, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query('UPDATE predictions SET enqueued_at = now() WHERE id = ANY($1::uuid[])', [ids]);
+}
+
+/** Records a failed send so that operators can see why rows are pending. */
+export async function markEnqueueFailed(db: pg.Pool | pg.PoolClient, ids: string[], reason: string): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query(
+    'UPDATE predictions SET enqueue_attempts = enqueue_attempts + 1, last_enqueue_error = $2 WHERE id = ANY($1::uuid[])',
+    [ids, reason.slice(0, 500)],
+  );
+}
+
+/**
+ * Locks up to `limit` predictions that the queue never accepted and that are older than `graceMs`
+ * (so a /predict still inside its own send is never raced). SKIP LOCKED lets relays run side by side
+ * without taking the same rows. Call inside a transaction.
+ */
+export async function lockNotEnqueued(client: pg.PoolClient, graceMs: number, limit: number): Promise<PredictionRow[]> {
+  const { rows } = await client.query(
+    `SELECT * FROM predictions
+      WHERE enqueued_at IS NULL AND created_at < now() - make_interval(secs => $1::float8 / 1000)
+      ORDER BY created_at
+      LIMIT $2
+      FOR UPDATE SKIP LOCKED`,
+    [graceMs, limit],
+  );
+  return rows.map(fromDb);
+}
+
+function fromDb(r: Record<string, any>): PredictionRow {
+  return {
+    id: r.id,
+    ts: Number(r.ts),
+    created_at: new Date(Number(r.ts)).toISOString(),
+    input: {
+      user_id: r.user_id,
+      portfolio_id: r.portfolio_id,
+      projetos_min: r.projetos_min,
+      habilidades_min: r.habilidades_min,
+      kw_contexto: r.kw_contexto,
+      kw_processo: r.kw_processo,
+      kw_resultado: r.kw_resultado,
+      consistencia_visual_score: r.consistencia_visual_score,
+      bio: r.bio,
+      contatos: r.contatos,
+    },
+    raw_score: r.raw_score,
+    predicted_iq: r.predicted_iq,
+    classification: r.classification,
+    model_name: r.model_name,
+    model_version: r.model_version,
+  };
+}

@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import { pool } from '#shared/db';
+import { logger } from '#shared/log';
+import type { FeatureName } from '#shared/model';
+import { insertPredictions, markEnqueued, markEnqueueFailed, type PredictionRow } from '#shared/prediction-store';
+import { sendPredictions } from '#shared/queue';
+import { classify, toIq, type PredictRequest, type PredictResponse } from '#shared/schemas';
+import { servingModels } from '#shared/serving';
+
+function features(input: PredictRequest): Record<FeatureName, number> {
+  return {
+    projetos_min: input.projetos_min,
+    habilidades_min: input.habilidades_min,
+    kw_contexto: input.kw_contexto,
+    kw_processo: input.kw_processo,
+    kw_resultado: input.kw_resultado,
+    consistencia_visual_score: input.consistencia_visual_score,
+    bio: input.bio ? 1 : 0,
+    contatos: input.contatos ? 1 : 0,
+  };
+}
+
+export function toResponse(row: PredictionRow): PredictResponse {
+  return {
+    prediction_id: row.id,
+    predicted_iq: row.predicted_iq,
+    classification: row.classification,
+    model_name: row.model_name,
+    model_version: row.model_version,
+    user_id: row.input.user_id,
+    portfolio_id: row.input.portfolio_id ?? null,
+    created_at: row.created_at,
+  };
+}
+
+/**
+ * Scores inputs with the serving model (one inference run), stores them (one statement), then
+ * hands them to the queue. A queue failure does not fail the request: the rows stay not enqueued
+ * and the relay sends them later.
+ */
+export async function predict(inputs: PredictRequest[]): Promise<PredictResponse[]> {
+  const { model, pointer } = await servingModels().get();
+  const scores = await model.predict(inputs.map(features));
+  if (!scores.every(Number.isFinite)) throw new Error(`serving model ${pointer.model_name} v${pointer.version} returned a non-finite score`);
+  const stored = await insertPredictions(
+    pool(),
+    inputs.map((input, i) => {
+      const raw = scores[i]!;
+      const iq = toIq(raw);
+      return {
+        id: randomUUID(),
+        input,
+        raw_score: raw,
+        predicted_iq: iq,
+        classification: classify(iq),
+        model_name: pointer.model_name,
+        model_version: pointer.version,
+      };
+    }),
+  );
+  await enqueue(stored);
+  return stored.map(toResponse);
+}
+
+/** Sends stored rows to the queue and records the outcome; never throws. */
+export async function enqueue(rows: PredictionRow[]): Promise<void> {
+  const { sent, failed } = await sendPredictions(rows);
+  try {
+    await markEnqueued(pool(), sent);
+    if (failed.length > 0) {
+      logger.warn('queue refused predictions; the relay will re-send them', { count: failed.length, reason: failed[0]!.reason });
+      await markEnqueueFailed(pool(), failed.map((f) => f.id), failed[0]!.reason);
+    }
+  } catch (error) {
+    // The rows are stored; at worst the relay sends a sent row again and ThingsBoard overwrites the same ts.
+    logger.error('could not record the queue outcome', { error: error as Error });
+  }
+}
