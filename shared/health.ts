@@ -2,8 +2,10 @@ import { config } from '#shared/config';
 import { pool } from '#shared/db';
 import { logger } from '#shared/log';
 import { queueReachable } from '#shared/queue';
+import { registry } from '#shared/registry';
 import { servingModels } from '#shared/serving';
 import { bucketState } from '#shared/storage';
+import { thingsBoard } from '#shared/telemetry';
 
 const CHECK_TIMEOUT_MS = 2_000;
 
@@ -25,11 +27,6 @@ async function probe<T>(name: string, run: () => Promise<T>): Promise<T | null> 
 
 const answered = async (name: string, run: () => Promise<unknown>) => (await probe(name, run)) !== null;
 
-export interface OptionalProbe {
-  /** null when the dependency is not configured. */
-  ping: (() => Promise<boolean>) | null;
-}
-
 export interface HealthReport {
   status: 'healthy' | 'degraded' | 'unhealthy';
   minio_connected: boolean;
@@ -49,13 +46,16 @@ export interface HealthReport {
  * sqs_connected and model_loaded. PostgreSQL, S3 and SQS are required (unhealthy without them);
  * MLflow and ThingsBoard are optional (degraded, and `issues` says which and why).
  */
-export async function healthReport(mlflow: OptionalProbe, thingsboard: OptionalProbe): Promise<HealthReport> {
+export async function healthReport(): Promise<HealthReport> {
+  const mlflow = registry();
+  const { THINGSBOARD_URL, THINGSBOARD_DEVICE_TOKEN } = config();
+  const thingsboardConfigured = Boolean(THINGSBOARD_URL && THINGSBOARD_DEVICE_TOKEN);
   const [bucket, postgres, queue, mlflowUp, thingsboardUp, model] = await Promise.all([
     probe('s3', bucketState),
     answered('postgres', () => pool().query('SELECT 1')),
     answered('sqs', queueReachable),
-    mlflow.ping ? probe('mlflow', mlflow.ping).then(Boolean) : false,
-    thingsboard.ping ? probe('thingsboard', thingsboard.ping).then(Boolean) : false,
+    mlflow ? probe('mlflow', mlflow.ping).then(Boolean) : false,
+    thingsboardConfigured ? probe('thingsboard', async () => (await thingsBoard().ping()).reachable).then(Boolean) : false,
     answered('model', () => servingModels().get()),
   ]);
   const s3Connected = bucket !== null;
@@ -65,9 +65,9 @@ export async function healthReport(mlflow: OptionalProbe, thingsboard: OptionalP
   if (!s3Connected) issues.push('S3 is not reachable');
   else if (bucket === 'missing') issues.push(`bucket ${config().MODEL_BUCKET} does not exist (MODEL_BUCKET)`);
   if (!queue) issues.push('SQS predictions queue is not reachable (PREDICTIONS_QUEUE_URL)');
-  if (!mlflow.ping) issues.push('MLflow is not configured (MLFLOW_TRACKING_URI unset)');
+  if (!mlflow) issues.push('MLflow is not configured (MLFLOW_TRACKING_URI unset)');
   else if (!mlflowUp) issues.push('MLflow is not reachable (MLFLOW_TRACKING_URI)');
-  if (!thingsboard.ping) issues.push('ThingsBoard telemetry is not configured (THINGSBOARD_URL or THINGSBOARD_DEVICE_TOKEN unset)');
+  if (!thingsboardConfigured) issues.push('ThingsBoard telemetry is not configured (THINGSBOARD_URL or THINGSBOARD_DEVICE_TOKEN unset)');
   else if (!thingsboardUp) issues.push('ThingsBoard is not reachable (THINGSBOARD_URL)');
   if (!model) issues.push('no serving model is loaded; upload one with POST /model/upload');
 

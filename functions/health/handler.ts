@@ -3,6 +3,6 @@ import { httpHandler } from '#shared/http';
 
 /** GET /health: 200 when healthy or degraded, 503 when PostgreSQL, S3 or SQS fail. */
 export const handler = httpHandler(async () => {
-  const report = await healthReport({ ping: null }, { ping: null });
+  const report = await healthReport();
   return { statusCode: report.status === 'unhealthy' ? 503 : 200, body: report };
 });
