@@ -7,8 +7,8 @@ export default defineConfig({
     setupFiles: ['test/helpers/env.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    // Two cores: integration tests share one PostgreSQL database per run and emulators per file.
-    maxWorkers: 2,
+    // Two cores. The embedded PGlite (no DATABASE_URL) is a single session: one file at a time there.
+    maxWorkers: process.env.DATABASE_URL ? 2 : 1,
     minWorkers: 1,
   },
 });

@@ -100,7 +100,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       databaseUrl = pg.url;
       log(`embedded PostgreSQL (PGlite) on ${pg.url}`);
     }
-    const applied = await migrate(databaseUrl);
+    const applied = await migrate(databaseUrl, { log: () => {} });
     log(`migrations: ${applied.length ? applied.join(', ') : 'up to date'}`);
 
     await ensureBucket(endpoints, bucket);

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
+import { migrate } from '#shared/db';
 import { S3RVER_CREDENTIALS } from '../../scripts/local/emulators.ts';
 import { ensureBucket, ensureQueues } from '../../scripts/local/resources.ts';
 
 /**
  * Runs before each test file: points the suite's configuration at the run's PostgreSQL and
  * emulators, with a bucket and queues of the file's own so that files running side by side
- * never see each other's objects or messages.
+ * never see each other's objects or messages. On a real PostgreSQL server each file also gets a
+ * schema of its own; the embedded PGlite is one session, so there files run one at a time.
  */
 const id = randomBytes(4).toString('hex');
 const endpoints = { s3: inject('s3Url'), sqs: inject('sqsUrl'), region: 'us-east-1' };
@@ -14,11 +16,19 @@ Object.assign(process.env, S3RVER_CREDENTIALS, {
   AWS_REGION: endpoints.region,
   AWS_ENDPOINT_URL_S3: endpoints.s3,
   AWS_ENDPOINT_URL_SQS: endpoints.sqs,
-  DATABASE_URL: inject('databaseUrl'),
   MODEL_BUCKET: `test-${id}`,
   MODEL_NAME: 'hubfolio-model',
   POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
 });
+let databaseUrl = inject('databaseUrl');
+if (inject('schemaPerFile')) {
+  const schema = `test_${id}`;
+  await migrate(databaseUrl, { schema });
+  const url = new URL(databaseUrl);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  databaseUrl = url.toString();
+}
+process.env.DATABASE_URL = databaseUrl;
 await ensureBucket(endpoints, `test-${id}`);
 const { queueUrl, dlqUrl } = await ensureQueues(endpoints, `test-${id}`);
 process.env.PREDICTIONS_QUEUE_URL = queueUrl;

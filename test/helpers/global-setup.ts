@@ -11,6 +11,8 @@ declare module 'vitest' {
     databaseUrl: string;
     s3Url: string;
     sqsUrl: string;
+    /** True on a real PostgreSQL server: each test file then gets a schema of its own. */
+    schemaPerFile: boolean;
   }
 }
 
@@ -55,6 +57,7 @@ export default async function setup(project: TestProject) {
   project.provide('databaseUrl', databaseUrl);
   project.provide('s3Url', s3.url);
   project.provide('sqsUrl', sqs.url);
+  project.provide('schemaPerFile', Boolean(process.env.DATABASE_URL));
 
   return async () => {
     for (const stop of stops.reverse()) await stop();

@@ -1,0 +1,50 @@
+import { ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
+import pg from 'pg';
+import { SAMPLE_MODEL } from '../../scripts/local/stack.ts';
+import { seedSampleModel, sqsClient } from '../../scripts/local/resources.ts';
+
+/** The seed guide's example request. */
+export const SEED_EXAMPLE = {
+  user_id: 1,
+  projetos_min: 3,
+  habilidades_min: 10,
+  kw_contexto: 4,
+  kw_processo: 3,
+  kw_resultado: 4,
+  consistencia_visual_score: 80,
+  bio: true,
+  contatos: true,
+};
+
+export const testEndpoints = () => ({
+  s3: process.env.AWS_ENDPOINT_URL_S3!,
+  sqs: process.env.AWS_ENDPOINT_URL_SQS!,
+  region: process.env.AWS_REGION!,
+});
+
+/** Makes the bundled sample the serving model of this test file's bucket. */
+export const useSampleModel = () => seedSampleModel(testEndpoints(), process.env.MODEL_BUCKET!, process.env.MODEL_NAME!, SAMPLE_MODEL);
+
+/** A direct connection for assertions, independent of the suite's pool. */
+export async function query<T extends pg.QueryResultRow = any>(sql: string, params: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Every message currently visible on a queue (and makes them invisible for `visibility` seconds). */
+export async function drainQueue(queueUrl = process.env.PREDICTIONS_QUEUE_URL!, visibility = 60): Promise<Message[]> {
+  const sqs = sqsClient(testEndpoints());
+  const all: Message[] = [];
+  for (;;) {
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: visibility }),
+    );
+    if (Messages.length === 0) return all;
+    all.push(...Messages);
+  }
+}
