@@ -6,7 +6,7 @@ import { z } from 'zod';
  */
 const optionalUrl = z.preprocess(
   (v) => (v === '' ? undefined : v),
-  z.url({ message: 'expected an http(s) URL such as http://localhost:5000' }).optional(),
+  z.url({ protocol: /^https?$/, message: 'expected an http(s) URL such as http://localhost:5000' }).optional(),
 );
 const optionalString = z.preprocess((v) => (v === '' ? undefined : v), z.string().optional());
 
@@ -17,7 +17,16 @@ export const configSchema = z.object({
   MODEL_BUCKET: z
     .string({ message: 'expected the S3 bucket that holds the models' })
     .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)'),
-  PREDICTIONS_QUEUE_URL: z.url({ message: 'expected the SQS queue URL of the predictions queue' }),
+  PREDICTIONS_QUEUE_URL: z.url({ protocol: /^https?$/, message: 'expected the SQS queue URL of the predictions queue' }),
+  /**
+   * Where the telemetry forwarder parks messages it can never deliver (with a `reason` attribute);
+   * the same queue the redrive policy fills. Optional so that functions which never park need not
+   * know it: without it the forwarder leaves such messages to the redrive policy (5 receives).
+   */
+  PREDICTIONS_DLQ_URL: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.url({ message: 'expected the SQS queue URL of the predictions dead-letter queue' }).optional(),
+  ),
   MODEL_NAME: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'expected a model name of letters, digits, ".", "_" or "-" (max 100)')
@@ -40,6 +49,16 @@ export const configSchema = z.object({
     .min(1, 'expected at least 1 second')
     .max(60, 'expected at most 60 seconds (promotions must reach predictions within a minute)')
     .default(30),
+  /**
+   * First delay before the telemetry forwarder retries a message ThingsBoard could not take; later
+   * delays double up to 12 times this (5 s → 60 s by default). Lower only to make tests fast.
+   */
+  TELEMETRY_RETRY_BASE_SECONDS: z.coerce
+    .number({ message: 'expected a number of seconds' })
+    .int('expected a whole number of seconds')
+    .min(1, 'expected at least 1 second')
+    .max(5, 'expected at most 5 seconds (longer retry delays would hold a recovered ThingsBoard\'s backlog past 2 minutes)')
+    .default(5),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -82,7 +82,10 @@ export class ServingModelCache {
       const file = await getObject(pointer.s3_key);
       if (!file) throw new Error(`serving pointer names s3 key ${pointer.s3_key}, which does not exist`);
       const model = await OnnxModel.load(file.bytes);
+      const previous = this.current;
       this.current = { pointer, model };
+      // Requests that picked the previous model may still be running it: free it a little later.
+      if (previous) setTimeout(() => void previous.model.release(), 30_000).unref();
       this.etag = etag;
       logger.info('serving model loaded', { model_name: pointer.model_name, version: pointer.version, s3_key: pointer.s3_key });
     } catch (error) {

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '#shared/config';
+
+const required = {
+  DATABASE_URL: 'postgres://u:p@db:5432/hubfolio',
+  MODEL_BUCKET: 'hubfolio-models',
+  PREDICTIONS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/hubfolio-predictions',
+};
+
+describe('parseConfig', () => {
+  it('applies the seed defaults', () => {
+    const config = parseConfig(required);
+    expect(config).toMatchObject({
+      MODEL_NAME: 'hubfolio-model',
+      MLFLOW_EXPERIMENT_NAME: 'hubfolio-models',
+      THINGSBOARD_USERNAME: 'tenant@thingsboard.org',
+      THINGSBOARD_PASSWORD: 'tenant',
+      MODEL_REFRESH_SECONDS: 30,
+    });
+    expect(config.MLFLOW_TRACKING_URI).toBeUndefined();
+  });
+
+  it('treats empty optional variables as unset (serverless.yml passes empty strings)', () => {
+    const config = parseConfig({ ...required, MLFLOW_TRACKING_URI: '', THINGSBOARD_URL: '', AWS_ENDPOINT_URL: '' });
+    expect(config.MLFLOW_TRACKING_URI).toBeUndefined();
+    expect(config.THINGSBOARD_URL).toBeUndefined();
+  });
+
+  it('names every missing variable', () => {
+    expect(() => parseConfig({})).toThrow(
+      new ConfigError('Invalid configuration: DATABASE_URL: is required; MODEL_BUCKET: is required; PREDICTIONS_QUEUE_URL: is required'),
+    );
+  });
+
+  it.each([
+    ['DATABASE_URL', 'mysql://db/x', /DATABASE_URL: expected a PostgreSQL URL/],
+    ['MODEL_BUCKET', 'Bad_Bucket', /MODEL_BUCKET: expected a valid S3 bucket name/],
+    ['MLFLOW_TRACKING_URI', 'localhost:5000', /MLFLOW_TRACKING_URI: expected an http\(s\) URL/],
+    ['MODEL_NAME', '../etc', /MODEL_NAME: expected a model name/],
+    ['MODEL_REFRESH_SECONDS', '600', /MODEL_REFRESH_SECONDS: expected at most 60 seconds/],
+  ])('refuses %s=%s naming the variable and what it expects', (name, value, message) => {
+    expect(() => parseConfig({ ...required, [name]: value })).toThrow(message);
+  });
+});
