@@ -57,12 +57,12 @@ it('answers /predict/batch in order', async () => {
   const items = [0, 10].map((kw) => ({ ...SEED_EXAMPLE, kw_resultado: kw }));
   const response = await post('/predict/batch', { items });
   expect(response.status).toBe(200);
-  const body = await response.json();
-  expect(body.items.map((p: { predicted_iq: number }) => p.predicted_iq)).toEqual([72.5, 97.5]);
+  const body = (await response.json()) as { items: Array<{ predicted_iq: number }> };
+  expect(body.items.map((p) => p.predicted_iq)).toEqual([72.5, 97.5]);
 });
 
 it('refuses bad input over HTTP with a 4xx that names the field', async () => {
   const response = await post('/predict', { ...SEED_EXAMPLE, bio: 'true' });
   expect(response.status).toBe(400);
-  expect((await response.json()).detail).toMatch(/bio: must be true or false/);
+  expect(((await response.json()) as { detail: string }).detail).toMatch(/bio: must be true or false/);
 });
