@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import { migrate } from '#shared/db';
+import { migrate } from '#shared/migrations';
 import { lambdaInvoker, s3NotificationEvent, startSqsBridge } from './bridge.ts';
 import { S3RVER_CREDENTIALS, startPostgres, startS3, startSqs, type S3ObjectCreated } from './emulators.ts';
 import { freePort, waitForHttp } from './ports.ts';
@@ -117,6 +117,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       MODEL_BUCKET: bucket,
       MODEL_NAME: modelName,
       PREDICTIONS_QUEUE_URL: queueUrl,
+      PREDICTIONS_DLQ_URL: dlqUrl,
       AWS_ENDPOINT_URL_S3: endpoints.s3,
       AWS_ENDPOINT_URL_SQS: endpoints.sqs,
       ...(deviceToken ? { THINGSBOARD_DEVICE_TOKEN: deviceToken } : {}),
@@ -159,7 +160,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         queueUrl,
         queueArn,
         region,
-        batchSize: 10,
+        batchSize: 50, // as the event source in serverless.yml
         invoke: (event) => invoke(BRIDGED.sqsConsumer, event),
         onError: (error) => log(`bridge: ${BRIDGED.sqsConsumer}: ${(error as Error).message}`),
       });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { migrate } from '#shared/db';
+import { migrate } from '#shared/migrations';
 import { S3RVER_CREDENTIALS } from '../../scripts/local/emulators.ts';
 import { ensureBucket, ensureQueues } from '../../scripts/local/resources.ts';
 

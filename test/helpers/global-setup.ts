@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { migrate } from '#shared/db';
+import { migrate } from '#shared/migrations';
 import { startPostgres, startS3, startSqs } from '../../scripts/local/emulators.ts';
 
 declare module 'vitest' {

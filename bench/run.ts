@@ -1,0 +1,225 @@
+/**
+ * `npm run bench`: the prediction path against real PostgreSQL and the SQS emulator, in one run.
+ * Writes bench/RESULTS.md with the machine, the date and every figure. Timings live here, never in tests.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, platform, release, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { build } from 'esbuild';
+import pg from 'pg';
+import { migrate } from '#shared/migrations';
+import { S3RVER_CREDENTIALS, startS3, startSqs } from '../scripts/local/emulators.ts';
+import { freePort } from '../scripts/local/ports.ts';
+import { ensureBucket, ensureQueues, seedSampleModel, sqsClient } from '../scripts/local/resources.ts';
+import { ROOT, SAMPLE_MODEL, startLocalStack } from '../scripts/local/stack.ts';
+import { httpEvent, lambdaContext } from '../test/helpers/lambda.ts';
+import { measure, round } from './stats.ts';
+
+const SEED = { user_id: 1, projetos_min: 3, habilidades_min: 10, kw_contexto: 4, kw_processo: 3, kw_resultado: 4, consistencia_visual_score: 80, bio: true, contatos: true };
+const execFileAsync = promisify(execFile);
+const log = (message: string) => console.log(`[bench] ${message}`);
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+
+async function benchDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const server = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `hubfolio_bench_${process.pid}`;
+  const admin = new pg.Client({ connectionString: server });
+  await admin.connect().catch((error: Error) => {
+    throw new Error(`the benchmark needs a real PostgreSQL (DATABASE_URL or 127.0.0.1:5432): ${error.message}`);
+  });
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(server);
+  url.pathname = `/${name}`;
+  await migrate(url.toString());
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: server });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+/** Bundles a handler as serverless-esbuild does for deployment, for a cold start that compiles nothing. */
+async function bundle(entry: string, outdir: string): Promise<string> {
+  const outfile = join(outdir, 'handler.js');
+  await build({
+    entryPoints: [resolve(ROOT, entry)],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: ['onnxruntime-node'],
+    logLevel: 'error',
+  });
+  return outfile;
+}
+
+async function autocannon(url: string, connections: number, seconds: number, body: string) {
+  const { stdout: out } = await execFileAsync(
+    process.execPath,
+    [resolve(ROOT, 'node_modules/autocannon/autocannon.js'), '-j', '-c', String(connections), '-d', String(seconds), '-m', 'POST', '-H', 'content-type=application/json', '-b', body, url],
+    { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+  );
+  const result = JSON.parse(out);
+  return { n: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, perSecond: Math.round(result.requests.average), non2xx: result.non2xx, errors: result.errors };
+}
+
+const work = mkdtempSync(join(tmpdir(), 'hubfolio-bench-'));
+const db = await benchDatabase();
+const s3 = await startS3({ port: await freePort(), directory: join(work, 's3') });
+const sqs = await startSqs({ port: await freePort() });
+const endpoints = { s3: s3.url, sqs: sqs.url, region: 'us-east-1' };
+Object.assign(process.env, S3RVER_CREDENTIALS, {
+  AWS_REGION: 'us-east-1',
+  AWS_ENDPOINT_URL_S3: s3.url,
+  AWS_ENDPOINT_URL_SQS: sqs.url,
+  DATABASE_URL: db.url,
+  MODEL_BUCKET: 'bench-models',
+  MODEL_NAME: 'hubfolio-model',
+});
+await ensureBucket(endpoints, 'bench-models');
+const { queueUrl } = await ensureQueues(endpoints, 'bench');
+process.env.PREDICTIONS_QUEUE_URL = queueUrl;
+await seedSampleModel(endpoints, 'bench-models', 'hubfolio-model', SAMPLE_MODEL);
+
+const results: Record<string, unknown> = {};
+try {
+  // Floor: what one prediction cannot avoid — one INSERT and one SendMessage, no handler.
+  log('floor: raw INSERT + SendMessage');
+  const floorPool = new pg.Pool({ connectionString: db.url, max: 4 });
+  const floorSqs = sqsClient(endpoints);
+  let floorTs = 1;
+  const floorOnce = async () => {
+    const id = randomUUID();
+    const ts = floorTs++;
+    await floorPool.query(
+      `INSERT INTO predictions (id, ts, created_at, user_id, projetos_min, habilidades_min, kw_contexto, kw_processo, kw_resultado,
+        consistencia_visual_score, bio, contatos, raw_score, predicted_iq, classification, model_name, model_version)
+       VALUES ($1, $2::bigint, to_timestamp($2::bigint / 1000.0), 1, 3, 10, 4, 3, 4, 80, true, true, 82.5, 82.5, 'Bom', 'floor', '0')`,
+      [id, ts],
+    );
+    await floorSqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify({ id, ts }) }));
+  };
+  await measure(200, 1, floorOnce); // warm-up
+  results.floorC1 = await measure(2000, 1, floorOnce);
+  results.floorC16 = await measure(4000, 16, floorOnce);
+  await floorPool.end();
+
+  log('handler in-process: /predict');
+  const { handler: predict } = await import('../functions/predict/handler.ts');
+  const { handler: predictBatch } = await import('../functions/predict-batch/handler.ts');
+  const body = JSON.stringify(SEED);
+  const once = async () => {
+    const result = (await predict(httpEvent({ path: '/predict', body }), lambdaContext())) as { statusCode: number };
+    if (result.statusCode !== 200) throw new Error(`/predict answered ${result.statusCode}`);
+  };
+  await measure(200, 1, once);
+  results.handlerC1 = await measure(2000, 1, once);
+  results.handlerC16 = await measure(4000, 16, once);
+
+  log('handler in-process: /predict/batch with 1,000 rows');
+  const batchBody = JSON.stringify({ items: Array.from({ length: 1000 }, (_, i) => ({ ...SEED, kw_contexto: i % 40 })) });
+  const batchOnce = async () => {
+    const result = (await predictBatch(httpEvent({ path: '/predict/batch', body: batchBody }), lambdaContext())) as { statusCode: number };
+    if (result.statusCode !== 200) throw new Error(`/predict/batch answered ${result.statusCode}`);
+  };
+  await measure(3, 1, batchOnce);
+  results.batch1000 = await measure(20, 1, batchOnce);
+
+  log('cold start: bundled handler in a fresh process (5 runs)');
+  const bundled = await bundle('functions/predict/handler.ts', join(work, 'bundle'));
+  const colds: Array<{ initMs: number; firstInvocationMs: number; totalMs: number }> = [];
+  for (let i = 0; i < 5; i++) {
+    // Asynchronously: the emulators the child talks to run in this process.
+    const { stdout } = await execFileAsync(process.execPath, [resolve(ROOT, 'bench/cold-start.mjs'), bundled], {
+      encoding: 'utf8',
+      // As on Lambda, where the layer's packages are found through NODE_PATH.
+      env: { ...process.env, NODE_PATH: resolve(ROOT, 'node_modules') },
+      cwd: ROOT,
+    });
+    colds.push(JSON.parse(stdout.trim().split('\n').pop()!));
+  }
+  colds.sort((a, b) => a.totalMs - b.totalMs);
+  results.coldStart = colds[2];
+
+  log('serverless-offline over HTTP (autocannon, 10 s each)');
+  const stackEnv = { ...process.env };
+  for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_SQS', 'MODEL_BUCKET', 'PREDICTIONS_QUEUE_URL']) delete stackEnv[name];
+  const stack = await startLocalStack({
+    env: stackEnv,
+    dataDir: join(work, 'stack'),
+    port: await freePort(),
+    s3Port: await freePort(),
+    sqsPort: await freePort(),
+    offlineOutput: 'ignore',
+  });
+  try {
+    await autocannon(`${stack.url}/predict`, 1, 3, body); // warm-up: every worker loads its model
+    results.httpC1 = await autocannon(`${stack.url}/predict`, 1, 10, body);
+    results.httpC16 = await autocannon(`${stack.url}/predict`, 16, 10, body);
+  } finally {
+    await stack.stop();
+  }
+} finally {
+  await sqs.stop();
+  await s3.stop();
+  await db.drop();
+  rmSync(work, { recursive: true, force: true });
+}
+
+type Lat = { n: number; p50: number; p99: number; perSecond: number };
+const r = results as Record<'floorC1' | 'floorC16' | 'handlerC1' | 'handlerC16' | 'batch1000' | 'httpC1' | 'httpC16', Lat> & {
+  coldStart: { initMs: number; firstInvocationMs: number; totalMs: number };
+};
+const ratio = round(r.handlerC1.p50 / r.floorC1.p50);
+const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
+const cpu = cpus();
+const row = (name: string, l: Lat) => `| ${name} | ${l.n} | ${l.p50} | ${l.p99} | ${l.perSecond} |`;
+const md = `# Benchmark results
+
+Produced by \`npm run bench\` (bench/run.ts) — do not edit by hand.
+
+- Date: ${new Date().toISOString()}
+- Machine: ${cpu[0]?.model.trim()} × ${cpu.length} cores, ${round(totalmem() / 2 ** 30, 1)} GiB RAM (${round(freemem() / 2 ** 30, 1)} GiB free), ${platform()} ${release()}
+- Node ${process.version}; PostgreSQL: ${new URL(db.url).host} (real server); SQS: fauxqs (emulator); S3: s3rver (emulator)
+
+## Prediction path
+
+| measurement | requests | p50 ms | p99 ms | per second |
+|---|---|---|---|---|
+${row('floor: raw INSERT + SendMessage, concurrency 1', r.floorC1)}
+${row('floor: raw INSERT + SendMessage, concurrency 16', r.floorC16)}
+${row('/predict handler in-process, concurrency 1', r.handlerC1)}
+${row('/predict handler in-process, concurrency 16', r.handlerC16)}
+${row('/predict/batch handler, 1,000 rows per request', r.batch1000)}
+${row('/predict via serverless-offline over HTTP, 1 connection', r.httpC1)}
+${row('/predict via serverless-offline over HTTP, 16 connections', r.httpC16)}
+
+Batch throughput: ${Math.round((1000 * 1000) / r.batch1000.p50)} predictions/s at the p50 batch time.
+
+Cold start (bundled handler, fresh process, median of 5): module init ${round(r.coldStart.initMs)} ms + first invocation
+(serving model from S3, ONNX session, first prediction, INSERT, SendMessage) ${round(r.coldStart.firstInvocationMs)} ms = **${round(r.coldStart.totalMs)} ms**.
+Lambda's own runtime start-up (before module init) is not included; it is not ours to shorten.
+
+## Targets
+
+| target | figure | verdict |
+|---|---|---|
+| handler p50 within 1.5× the floor at concurrency 1 | ratio handler/floor = **${ratio}** | ${verdict(ratio <= 1.5)} |
+| ≥ 1,000 predictions/s at concurrency 16 | ${r.handlerC16.perSecond}/s | ${verdict(r.handlerC16.perSecond >= 1000)} |
+| 1,000-row batch under 100 ms | p50 ${r.batch1000.p50} ms | ${verdict(r.batch1000.p50 < 100)} |
+| cold start under 300 ms | ${round(r.coldStart.totalMs)} ms | ${verdict(r.coldStart.totalMs < 300)} |
+`;
+writeFileSync(resolve(ROOT, 'bench/RESULTS.md'), md);
+console.log(md);
+process.exit(0);
