@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * The message a stored prediction becomes on the predictions queue. Versioned so that

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Request and response schemas of the HTTP API. Field names are the seed guide's. Every rule

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { config } from '#shared/config';
 import { ServiceUnavailableError } from '#shared/errors';
 import { logger } from '#shared/log';
@@ -27,9 +27,10 @@ export async function publishServingModel(pointer: ServingPointer): Promise<void
   await putObject(servingPointerKey(pointer.model_name), JSON.stringify(pointer), { contentType: 'application/json' });
 }
 
-export async function readServingPointer(modelName: string): Promise<ServingPointer | null> {
+export async function readServingPointer(modelName: string): Promise<{ pointer: ServingPointer; etag: string | null } | null> {
   const object = await getObject(servingPointerKey(modelName));
-  return object ? servingPointerSchema.parse(JSON.parse(Buffer.from(object.bytes).toString('utf8'))) : null;
+  if (!object) return null;
+  return { pointer: servingPointerSchema.parse(JSON.parse(Buffer.from(object.bytes).toString('utf8'))), etag: object.etag ?? null };
 }
 
 export interface ServingModel {
@@ -74,11 +75,13 @@ export class ServingModelCache {
 
   private async refresh(): Promise<void> {
     try {
-      const etag = await headObjectEtag(servingPointerKey(this.modelName));
+      // A cold container reads the pointer at once; a warm one first asks whether it changed.
+      const etag = this.current ? await headObjectEtag(servingPointerKey(this.modelName)) : undefined;
       this.checkedAt = Date.now();
-      if (etag === null || etag === this.etag) return;
-      const pointer = await readServingPointer(this.modelName);
-      if (!pointer) return;
+      if (etag === null || (etag !== undefined && etag === this.etag)) return;
+      const found = await readServingPointer(this.modelName);
+      if (!found) return;
+      const { pointer } = found;
       const file = await getObject(pointer.s3_key);
       if (!file) throw new Error(`serving pointer names s3 key ${pointer.s3_key}, which does not exist`);
       const model = await OnnxModel.load(file.bytes);
@@ -86,7 +89,7 @@ export class ServingModelCache {
       this.current = { pointer, model };
       // Requests that picked the previous model may still be running it: free it a little later.
       if (previous) setTimeout(() => void previous.model.release(), 30_000).unref();
-      this.etag = etag;
+      this.etag = found.etag;
       logger.info('serving model loaded', { model_name: pointer.model_name, version: pointer.version, s3_key: pointer.s3_key });
     } catch (error) {
       this.checkedAt = Date.now();

@@ -59,7 +59,7 @@ it('picks up a newly promoted model after the refresh interval, without a restar
   const current = await cache.get();
   expect(current.pointer.version).toBe('2');
   expect(await current.model.predict([row])).toEqual([165]);
-  expect((await readServingPointer('promoted'))?.version).toBe('2');
+  expect((await readServingPointer('promoted'))?.pointer.version).toBe('2');
 });
 
 it('keeps serving the last model when the new one cannot be loaded', async () => {
