@@ -2,7 +2,8 @@
  * `npm run bench`: the prediction path against real PostgreSQL and the SQS emulator, in one run.
  * Writes bench/RESULTS.md with the machine, the date and every figure. Timings live here, never in tests.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, platform, release, tmpdir, totalmem } from 'node:os';
@@ -12,7 +13,7 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { build } from 'esbuild';
 import pg from 'pg';
 import { migrate } from '#shared/migrations';
-import { S3RVER_CREDENTIALS, startS3, startSqs } from '../scripts/local/emulators.ts';
+import { S3RVER_CREDENTIALS } from '../scripts/local/emulators.ts';
 import { freePort } from '../scripts/local/ports.ts';
 import { ensureBucket, ensureQueues, seedSampleModel, sqsClient } from '../scripts/local/resources.ts';
 import { ROOT, SAMPLE_MODEL, startLocalStack } from '../scripts/local/stack.ts';
@@ -58,6 +59,8 @@ async function bundle(entry: string, outdir: string): Promise<string> {
     platform: 'node',
     format: 'cjs',
     target: 'node20',
+    minify: true,
+    keepNames: true,
     external: ['onnxruntime-node'],
     logLevel: 'error',
   });
@@ -76,13 +79,17 @@ async function autocannon(url: string, connections: number, seconds: number, bod
 
 const work = mkdtempSync(join(tmpdir(), 'hubfolio-bench-'));
 const db = await benchDatabase();
-const s3 = await startS3({ port: await freePort(), directory: join(work, 's3') });
-const sqs = await startSqs({ port: await freePort() });
-const endpoints = { s3: s3.url, sqs: sqs.url, region: 'us-east-1' };
+const emulators = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'bench/emulators-process.ts'), String(await freePort()), String(await freePort()), join(work, 's3')], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+  env: { ...process.env, ...S3RVER_CREDENTIALS },
+});
+const [ready] = (await once(emulators.stdout!, 'data')) as [Buffer];
+const urls = JSON.parse(ready.toString()) as { s3: string; sqs: string };
+const endpoints = { s3: urls.s3, sqs: urls.sqs, region: 'us-east-1' };
 Object.assign(process.env, S3RVER_CREDENTIALS, {
   AWS_REGION: 'us-east-1',
-  AWS_ENDPOINT_URL_S3: s3.url,
-  AWS_ENDPOINT_URL_SQS: sqs.url,
+  AWS_ENDPOINT_URL_S3: urls.s3,
+  AWS_ENDPOINT_URL_SQS: urls.sqs,
   DATABASE_URL: db.url,
   MODEL_BUCKET: 'bench-models',
   MODEL_NAME: 'hubfolio-model',
@@ -164,15 +171,17 @@ try {
     offlineOutput: 'ignore',
   });
   try {
-    await autocannon(`${stack.url}/predict`, 1, 3, body); // warm-up: every worker loads its model
+    // Warm-up: serverless-offline starts one worker ("container") per concurrent request, each with
+    // its own cold start; 16 connections for a while warm all of them, as a steady load would on AWS.
+    await autocannon(`${stack.url}/predict`, 16, 8, body);
     results.httpC1 = await autocannon(`${stack.url}/predict`, 1, 10, body);
     results.httpC16 = await autocannon(`${stack.url}/predict`, 16, 10, body);
   } finally {
     await stack.stop();
   }
 } finally {
-  await sqs.stop();
-  await s3.stop();
+  emulators.kill('SIGTERM');
+  await once(emulators, 'exit');
   await db.drop();
   rmSync(work, { recursive: true, force: true });
 }
@@ -191,7 +200,7 @@ Produced by \`npm run bench\` (bench/run.ts) — do not edit by hand.
 
 - Date: ${new Date().toISOString()}
 - Machine: ${cpu[0]?.model.trim()} × ${cpu.length} cores, ${round(totalmem() / 2 ** 30, 1)} GiB RAM (${round(freemem() / 2 ** 30, 1)} GiB free), ${platform()} ${release()}
-- Node ${process.version}; PostgreSQL: ${new URL(db.url).host} (real server); SQS: fauxqs (emulator); S3: s3rver (emulator)
+- Node ${process.version}; PostgreSQL: ${new URL(db.url).host} (real server); SQS: fauxqs and S3: s3rver (emulators, in a process of their own; for the HTTP rows, inside the local stack's process)
 
 ## Prediction path
 
