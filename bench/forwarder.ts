@@ -2,12 +2,15 @@
  * Telemetry forwarder throughput: a backlog of queued predictions (real rows in PostgreSQL, real
  * messages in fauxqs) forwarded to the ThingsBoard fake by the forwarder, fed the way the local
  * stack feeds it (scripts/local/bridge.ts: receive, invoke, delete what succeeded), with several
- * pollers as Lambda's event source runs several. Everything runs in this process except PostgreSQL.
+ * pollers as Lambda's event source runs several. The SQS emulator runs in a process of its own, as
+ * SQS is a service of its own on AWS; the forwarder, the pollers and the ThingsBoard fake share this one.
  *
  * PostgreSQL: a throwaway database on the server DATABASE_URL names (dropped afterwards), or an
  * embedded PGlite when it is unset (slower). `npx tsx bench/forwarder.ts` prints the figures as JSON.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import pg from 'pg';
@@ -21,7 +24,9 @@ import { sendMessages } from '#shared/sqs-batch';
 import { CLASSIFICATIONS } from '#shared/schemas';
 import { createThingsBoardClient, THINGSBOARD_DEVICE_NAME } from '#shared/telemetry';
 import { startSqsBridge } from '../scripts/local/bridge.ts';
-import { S3RVER_CREDENTIALS, startPostgres, startSqs } from '../scripts/local/emulators.ts';
+import { S3RVER_CREDENTIALS, startPostgres } from '../scripts/local/emulators.ts';
+import { freePort, waitForHttp } from '../scripts/local/ports.ts';
+import { ROOT } from '../scripts/local/stack.ts';
 import { ensureQueues, sqsClient } from '../scripts/local/resources.ts';
 import { startFakeThingsBoard } from '../test/fakes/thingsboard.ts';
 
@@ -76,6 +81,26 @@ async function benchDatabase(): Promise<{ url: string; kind: ForwarderBenchResul
   return { url: url.toString(), kind: 'postgresql', drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
 
+/** fauxqs in a child process; its stop is pushed onto `stops`. */
+async function startSqsProcess(stops: Array<() => Promise<unknown>>): Promise<string> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [resolve(ROOT, 'node_modules/fauxqs/dist/cli.js')], {
+    env: { ...process.env, FAUXQS_PORT: String(port), FAUXQS_HOST: '127.0.0.1', FAUXQS_LOGGER: 'false' },
+    stdio: 'ignore',
+  });
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  stops.push(async () => {
+    if (exited) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await gone;
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(url, 20_000, () => !exited);
+  return url;
+}
+
 async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
   const { Attributes = {} } = await sqs.send(
     new GetQueueAttributesCommand({
@@ -120,9 +145,8 @@ export async function benchForwarder(options: ForwarderBenchOptions = {}): Promi
     // The emulators accept any signature; the SDK only needs some credentials to sign with.
     process.env.AWS_ACCESS_KEY_ID ??= S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID;
     process.env.AWS_SECRET_ACCESS_KEY ??= S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY;
-    const sqsServer = await startSqs({ port: 0 });
-    stops.push(sqsServer.stop);
-    const endpoints = { s3: '', sqs: sqsServer.url, region: 'us-east-1' };
+    const sqsUrl = await startSqsProcess(stops);
+    const endpoints = { s3: '', sqs: sqsUrl, region: 'us-east-1' };
     const sqs = sqsClient(endpoints);
     const { queueUrl, dlqUrl } = await ensureQueues(endpoints, 'bench');
     const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
@@ -166,7 +190,7 @@ export async function benchForwarder(options: ForwarderBenchOptions = {}): Promi
     while ((await queueDepth(sqs, queueUrl)) > 0) {
       if (performance.now() - started > 300_000) throw new Error('the backlog was not forwarded within 5 minutes');
       if (errors.length > 0) throw new Error(`the bridge failed: ${(errors[0] as Error).message}`);
-      await new Promise((r) => setTimeout(r, 25));
+      await new Promise((r) => setTimeout(r, 100));
     }
     const queueEmptyMs = performance.now() - started;
 
@@ -191,5 +215,6 @@ export async function benchForwarder(options: ForwarderBenchOptions = {}): Promi
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   console.log(JSON.stringify(await benchForwarder(), null, 2));
 }

@@ -82,6 +82,20 @@ export async function markEnqueueFailed(db: pg.Pool | pg.PoolClient, ids: string
 }
 
 /**
+ * Records that ThingsBoard accepted these predictions' data points. The first delivery wins: a
+ * duplicate or redriven message re-sends the same point (ThingsBoard overwrites it) and leaves the
+ * row alone. Bounded in time, because the telemetry consumer must answer within its Lambda timeout.
+ */
+export async function markDelivered(db: pg.Pool | pg.PoolClient, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query({
+    text: 'UPDATE predictions SET delivered_at = now() WHERE id = ANY($1::uuid[]) AND delivered_at IS NULL',
+    values: [ids],
+    query_timeout: 5_000,
+  } as pg.QueryConfig);
+}
+
+/**
  * Locks up to `limit` predictions that the queue never accepted and that are older than `graceMs`
  * (so a /predict still inside its own send is never raced). SKIP LOCKED lets relays run side by side
  * without taking the same rows. Call inside a transaction.

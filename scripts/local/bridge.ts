@@ -1,4 +1,5 @@
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSRecord } from 'aws-lambda';
 
 /**
  * What AWS does between the emulators and the functions, done locally through serverless-offline's
@@ -44,48 +45,78 @@ export interface SqsBridgeOptions {
   queueUrl: string;
   queueArn: string;
   region: string;
+  /** Most records per invocation; the bridge gathers them ten per receive, as Lambda's poller does. */
   batchSize: number;
-  invoke: (event: unknown) => Promise<unknown>;
+  invoke: (event: { Records: SQSRecord[] }) => Promise<unknown>;
   onError: (error: unknown) => void;
 }
 
-/** Polls the queue and feeds batches to the consumer until stopped. */
+/** A received message as a Lambda SQS event record, message attributes included (Lambda's lower-case shape). */
+export function toLambdaRecord(message: Message, queueArn: string, region: string): SQSRecord {
+  const messageAttributes: SQSRecord['messageAttributes'] = {};
+  for (const [name, value] of Object.entries(message.MessageAttributes ?? {})) {
+    messageAttributes[name] = {
+      dataType: value.DataType ?? 'String',
+      ...(value.StringValue !== undefined ? { stringValue: value.StringValue } : {}),
+      ...(value.BinaryValue !== undefined ? { binaryValue: Buffer.from(value.BinaryValue).toString('base64') } : {}),
+      stringListValues: [],
+      binaryListValues: [],
+    };
+  }
+  return {
+    messageId: message.MessageId!,
+    receiptHandle: message.ReceiptHandle!,
+    body: message.Body ?? '',
+    attributes: (message.Attributes ?? {}) as unknown as SQSRecord['attributes'],
+    messageAttributes,
+    md5OfBody: message.MD5OfBody ?? '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: queueArn,
+    awsRegion: region,
+  };
+}
+
+/** Polls the queue and feeds batches to the consumer until stopped. Start several for concurrent pollers. */
 export function startSqsBridge(options: SqsBridgeOptions) {
   let running = true;
+  const receive = async (max: number, waitSeconds: number) =>
+    (
+      await options.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: options.queueUrl,
+          MaxNumberOfMessages: Math.min(10, max),
+          WaitTimeSeconds: waitSeconds,
+          MessageSystemAttributeNames: ['All'],
+          MessageAttributeNames: ['All'],
+        }),
+      )
+    ).Messages ?? [];
   const loop = (async () => {
     while (running) {
       try {
-        const { Messages = [] } = await options.sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: options.queueUrl,
-            MaxNumberOfMessages: Math.min(10, options.batchSize),
-            WaitTimeSeconds: 1,
-            MessageSystemAttributeNames: ['All'],
-          }),
-        );
-        if (Messages.length === 0) continue;
-        const records = Messages.map((m) => ({
-          messageId: m.MessageId!,
-          receiptHandle: m.ReceiptHandle!,
-          body: m.Body ?? '',
-          attributes: m.Attributes ?? {},
-          messageAttributes: {},
-          md5OfBody: m.MD5OfBody ?? '',
-          eventSource: 'aws:sqs',
-          eventSourceARN: options.queueArn,
-          awsRegion: options.region,
-        }));
+        const messages = await receive(options.batchSize, 1);
+        if (messages.length === 0) continue;
+        // Fill the batch while the queue has more at hand (Lambda waits up to its batching window).
+        while (messages.length < options.batchSize && messages.length % 10 === 0) {
+          const more = await receive(options.batchSize - messages.length, 0);
+          if (more.length === 0) break;
+          messages.push(...more);
+        }
+        const records = messages.map((m) => toLambdaRecord(m, options.queueArn, options.region));
         const result = (await options.invoke({ Records: records })) as { batchItemFailures?: { itemIdentifier: string }[] } | null;
         const failed = new Set((result?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
         const done = records.filter((r) => !failed.has(r.messageId));
-        if (done.length > 0) {
-          await options.sqs.send(
-            new DeleteMessageBatchCommand({
-              QueueUrl: options.queueUrl,
-              Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
-            }),
-          );
-        }
+        const chunks = Array.from({ length: Math.ceil(done.length / 10) }, (_, i) => done.slice(i * 10, i * 10 + 10));
+        await Promise.all(
+          chunks.map((chunk) =>
+            options.sqs.send(
+              new DeleteMessageBatchCommand({
+                QueueUrl: options.queueUrl,
+                Entries: chunk.map((r, j) => ({ Id: String(j), ReceiptHandle: r.receiptHandle })),
+              }),
+            ),
+          ),
+        );
       } catch (error) {
         // An invocation that failed as a whole deletes nothing: the batch comes back after its visibility timeout.
         options.onError(error);

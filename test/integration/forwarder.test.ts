@@ -1,0 +1,427 @@
+import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import {
+  GetQueueAttributesCommand,
+  PurgeQueueCommand,
+  ReceiveMessageCommand,
+  type Message,
+  type MessageAttributeValue,
+} from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { handler } from '../../functions/telemetry-forwarder/handler.ts';
+import { createPool, pool } from '#shared/db';
+import { createForwarder, type ForwardBatch } from '#shared/forwarder';
+import { logger } from '#shared/log';
+import { insertPredictions, type PredictionRow } from '#shared/prediction-store';
+import { sendPredictions, toMessage } from '#shared/queue';
+import { sendMessages } from '#shared/sqs-batch';
+import { createThingsBoardClient, type ThingsBoardClient } from '#shared/telemetry';
+import { redriveDlq } from '../../scripts/dlq-redrive.ts';
+import { startSqsBridge, toLambdaRecord } from '../../scripts/local/bridge.ts';
+import { ROOT } from '../../scripts/local/stack.ts';
+import { sqsClient } from '../../scripts/local/resources.ts';
+import { startFakeThingsBoard, type FakeThingsBoard } from '../fakes/thingsboard.ts';
+import { query, SEED_EXAMPLE, testEndpoints } from '../helpers/fixtures.ts';
+import { lambdaContext } from '../helpers/lambda.ts';
+
+// The container path (handler → config) parks in this file's DLQ and retries after 1, 2, 4, 8, 12, 12 … s.
+process.env.PREDICTIONS_DLQ_URL = process.env.TEST_DLQ_URL;
+process.env.TELEMETRY_RETRY_BASE_SECONDS = '1';
+
+const QUEUE_URL = process.env.PREDICTIONS_QUEUE_URL!;
+const DLQ_URL = process.env.TEST_DLQ_URL!;
+const KEYS = [
+  'predicted_iq',
+  'portfolio_id',
+  'model_name',
+  'classification',
+  'user_id',
+  'prediction_id',
+  'model_version',
+  'class_excelente',
+  'class_bom',
+  'class_regular',
+  'class_insuficiente',
+];
+
+const sqs = sqsClient(testEndpoints());
+let queueArn: string;
+let tb: FakeThingsBoard;
+/** The device that the container's configuration (THINGSBOARD_DEVICE_TOKEN) names. */
+let token: string;
+const running: Array<{ stop(): Promise<unknown> }> = [];
+const bridgeErrors: unknown[] = [];
+
+beforeAll(async () => {
+  tb = await startFakeThingsBoard();
+  token = tb.addDevice('HubFólio Predictions').token;
+  // Before the first config() call: the container reads its configuration once.
+  process.env.THINGSBOARD_URL = tb.url;
+  process.env.THINGSBOARD_DEVICE_TOKEN = token;
+  const attributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: QUEUE_URL, AttributeNames: ['QueueArn'] }));
+  queueArn = attributes.Attributes!.QueueArn!;
+});
+
+afterAll(async () => {
+  await tb.close();
+});
+
+beforeEach(async () => {
+  await sqs.send(new PurgeQueueCommand({ QueueUrl: QUEUE_URL }));
+  await sqs.send(new PurgeQueueCommand({ QueueUrl: DLQ_URL }));
+  bridgeErrors.length = 0;
+});
+
+afterEach(async () => {
+  for (const bridge of running.splice(0)) await bridge.stop();
+  tb.outage = false;
+  tb.latencyMs = 0;
+  vi.restoreAllMocks();
+  expect(bridgeErrors).toEqual([]);
+});
+
+// --- helpers -----------------------------------------------------------------------------------
+
+async function storePredictions(n: number, overrides: Partial<PredictionRow['input']> = {}): Promise<PredictionRow[]> {
+  const classes = ['Excelente', 'Bom', 'Regular', 'Insuficiente'] as const;
+  return insertPredictions(
+    pool(),
+    Array.from({ length: n }, (_, i) => ({
+      id: randomUUID(),
+      input: { ...SEED_EXAMPLE, user_id: 7000 + i, portfolio_id: i % 5 === 0 ? null : 300 + i, ...overrides },
+      raw_score: 60 + i / 10,
+      predicted_iq: Math.round((60 + i / 10) * 100) / 100,
+      classification: classes[i % 4]!,
+      model_name: 'hubfolio-model',
+      model_version: '3',
+    })),
+  );
+}
+
+/** Stores predictions and queues them as /predict does. */
+async function queuePredictions(n: number): Promise<PredictionRow[]> {
+  const rows = await storePredictions(n);
+  const { failed } = await sendPredictions(rows);
+  expect(failed).toEqual([]);
+  return rows;
+}
+
+const queueBodies = (bodies: string[], attributes?: Record<string, MessageAttributeValue>, queueUrl = QUEUE_URL) =>
+  sendMessages(sqs, queueUrl, bodies.map((body, i) => ({ id: String(i), body, attributes })));
+
+/** Receives `n` messages as one Lambda batch (hidden for a minute, like the event source's receive). */
+async function receiveBatch(n: number): Promise<SQSRecord[]> {
+  const messages: Message[] = [];
+  while (messages.length < n) {
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: QUEUE_URL, MaxNumberOfMessages: Math.min(10, n - messages.length), WaitTimeSeconds: 1, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }),
+    );
+    if (Messages.length === 0) throw new Error(`only ${messages.length} of ${n} messages on the queue`);
+    messages.push(...Messages);
+  }
+  return messages.map((m) => toLambdaRecord(m, queueArn, 'us-east-1'));
+}
+
+const invokeHandler = (records: SQSRecord[]) => handler({ Records: records }, lambdaContext('telemetryForwarder')) as Promise<SQSBatchResponse>;
+
+/** Feeds the queue to a consumer as the local stack does (poll, invoke, delete what succeeded). */
+function bridge(consume: (records: SQSRecord[]) => Promise<unknown>) {
+  const started = startSqsBridge({
+    sqs,
+    queueUrl: QUEUE_URL,
+    queueArn,
+    region: 'us-east-1',
+    batchSize: 50,
+    invoke: (event) => consume(event.Records),
+    onError: (error) => bridgeErrors.push(error),
+  });
+  running.push(started);
+  return started;
+}
+
+async function depth(queueUrl = QUEUE_URL) {
+  const { Attributes = {} } = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+    }),
+  );
+  return {
+    visible: Number(Attributes.ApproximateNumberOfMessages),
+    inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible),
+    delayed: Number(Attributes.ApproximateNumberOfMessagesDelayed),
+  };
+}
+
+const total = async (queueUrl = QUEUE_URL) => Object.values(await depth(queueUrl)).reduce((a, b) => a + b, 0);
+
+async function dlqMessages(): Promise<Message[]> {
+  const all: Message[] = [];
+  for (;;) {
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: DLQ_URL, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'] }),
+    );
+    if (Messages.length === 0) return all;
+    all.push(...Messages);
+  }
+}
+
+/** prediction_id → ts as ThingsBoard stored them for a device. */
+function deliveredPoints(deviceToken = token): Map<string, number> {
+  return new Map(tb.points(deviceToken).filter((p) => p.key === 'prediction_id').map((p) => [String(p.value), p.ts]));
+}
+
+/**
+ * Every prediction is on the dashboard exactly once: its id stored at one ts, its own — none
+ * missing, none doubled. On a device of the test's own, nothing else is there either.
+ */
+function expectExactlyOnce(rows: PredictionRow[], deviceToken = token, ownDevice = deviceToken !== token) {
+  const ids = new Set(rows.map((r) => r.id));
+  const stored = tb.points(deviceToken).filter((p) => p.key === 'prediction_id' && ids.has(String(p.value)));
+  expect(stored.map((p) => `${String(p.value)}@${p.ts}`).sort()).toEqual(rows.map((r) => `${r.id}@${r.ts}`).sort());
+  if (ownDevice) expect(tb.distinctTs(deviceToken)).toBe(rows.length);
+}
+
+const deliveredAt = async (rows: PredictionRow[]) =>
+  query<{ id: string; delivered_at: Date | null }>('SELECT id, delivered_at FROM predictions WHERE id = ANY($1::uuid[])', [rows.map((r) => r.id)]);
+
+const client = (overrides: Partial<{ url: string | undefined; deviceToken: string | undefined }> = {}): ThingsBoardClient =>
+  createThingsBoardClient({ url: tb.url, deviceToken: token, ...overrides });
+
+/** A device of the test's own, so that its points are counted apart from other tests'. */
+function ownDevice() {
+  const device = tb.addDevice(`device-${randomUUID()}`);
+  return { token: device.token, forward: createForwarder({ telemetry: client({ deviceToken: device.token }) }) };
+}
+
+// --- tests -------------------------------------------------------------------------------------
+
+describe('telemetry forwarder', () => {
+  it('delivers a batch in one ThingsBoard request, each point at its prediction ts with every key, and sets delivered_at', async () => {
+    const rows = await queuePredictions(20);
+    const requestsBefore = tb.telemetryLog.length;
+
+    const result = await invokeHandler(await receiveBatch(20));
+
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(tb.telemetryLog.slice(requestsBefore)).toEqual([expect.objectContaining({ token, status: 200 })]);
+    expectExactlyOnce(rows);
+    for (const row of rows) {
+      const values = Object.fromEntries(tb.points(token).filter((p) => p.ts === row.ts).map((p) => [p.key, p.value]));
+      const expectedKeys = row.input.portfolio_id === null ? KEYS.filter((k) => k !== 'portfolio_id') : KEYS;
+      expect(Object.keys(values).sort()).toEqual([...expectedKeys].sort());
+      expect(values).toMatchObject({ predicted_iq: row.predicted_iq, classification: row.classification, user_id: row.input.user_id, model_version: 3 });
+    }
+    expect((await deliveredAt(rows)).every((r) => r.delivered_at instanceof Date)).toBe(true);
+  });
+
+  it('parks a poison point, a malformed body and an unknown version with their reasons while the rest is delivered', async () => {
+    const rows = await storePredictions(9);
+    const [poisonRow, ...good] = rows as [PredictionRow, ...PredictionRow[]];
+    // 1e20 passes the message schema but ThingsBoard's parser refuses it (500 with a body).
+    const poison = JSON.stringify({ ...toMessage(poisonRow), predicted_iq: 1e20 });
+    const unknownVersion = JSON.stringify({ ...toMessage(good[0]!), version: 2 });
+    await queueBodies([...good.slice(1).map((r) => JSON.stringify(toMessage(r))), poison, '{"version":1,', unknownVersion]);
+
+    const result = await invokeHandler(await receiveBatch(10));
+
+    expect(result).toEqual({ batchItemFailures: [] });
+    const delivered = deliveredPoints();
+    for (const row of good.slice(1)) expect(delivered.get(row.id)).toBe(row.ts);
+    expect(delivered.has(poisonRow.id)).toBe(false);
+    const parked = new Map((await dlqMessages()).map((m) => [m.Body!, m.MessageAttributes ?? {}]));
+    expect([...parked.keys()].sort()).toEqual([poison, '{"version":1,', unknownVersion].sort());
+    expect(parked.get(poison)).toMatchObject({
+      reason: { StringValue: expect.stringContaining('Big integer values are not supported') },
+      prediction_id: { StringValue: poisonRow.id },
+    });
+    expect(parked.get('{"version":1,')!['reason']!.StringValue).toContain('not JSON');
+    expect(parked.get(unknownVersion)!['reason']!.StringValue).toBe('message version 2 is not one this consumer reads (version 1)');
+    expect(await depth()).toMatchObject({ delayed: 0 }); // nothing was queued for a retry
+    const [poisonState] = await deliveredAt([poisonRow]);
+    expect(poisonState!.delivered_at).toBeNull();
+  });
+
+  it('reports a record in batchItemFailures only when neither its retry nor its parking could be queued', async () => {
+    const [row] = await storePredictions(1);
+    await queueBodies([JSON.stringify(toMessage(row!)), 'not json']);
+    const records = await receiveBatch(2);
+    const missing = QUEUE_URL.replace(/[^/]+$/, `missing-${randomUUID()}`);
+    tb.failNext(1, 500); // empty body: transient
+
+    const result = await createForwarder({ telemetry: client(), queueUrl: missing, dlqUrl: missing })(records);
+
+    expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(records.map((r) => r.messageId).sort());
+  });
+
+  it('still counts the batch delivered when recording delivered_at fails, and says so', async () => {
+    const errors = vi.spyOn(logger, 'error');
+    const rows = await queuePredictions(2);
+    const deadDb = createPool('postgres://postgres@127.0.0.1:1/none');
+
+    const result = await createForwarder({ telemetry: client(), db: deadDb })(await receiveBatch(2));
+
+    expect(result).toEqual({ batchItemFailures: [] });
+    expectExactlyOnce(rows);
+    expect(errors).toHaveBeenCalledWith('could not record delivered_at; the points were delivered', expect.objectContaining({ predictions: 2 }));
+    expect(await depth()).toMatchObject({ delayed: 0 });
+    await deadDb.end();
+  });
+
+  it('delivers a 50-prediction backlog after a 30-second outage: nothing to the DLQ, every prediction exactly once', { timeout: 150_000 }, async () => {
+    tb.outage = true;
+    const requestsBefore = tb.requests.telemetry;
+    const rows = await queuePredictions(50);
+    bridge(invokeHandler);
+
+    await new Promise((r) => setTimeout(r, 30_000));
+    expect(rows.some((r) => deliveredPoints().has(r.id))).toBe(false);
+    expect(tb.requests.telemetry - requestsBefore).toBeGreaterThanOrEqual(4); // retried with growing delays
+    expect(await total(DLQ_URL)).toBe(0);
+    expect(await total()).toBeGreaterThanOrEqual(50); // still on the queue, waiting out their delay
+
+    tb.outage = false;
+    const recovered = Date.now();
+    await vi.waitFor(() => expect(rows.every((r) => deliveredPoints().has(r.id))).toBe(true), { timeout: 120_000, interval: 200 });
+    const backlogSeconds = (Date.now() - recovered) / 1000;
+
+    expect(backlogSeconds).toBeLessThan(120);
+    expectExactlyOnce(rows);
+    await vi.waitFor(async () => expect(await total()).toBe(0), { timeout: 10_000, interval: 200 });
+    expect(await total(DLQ_URL)).toBe(0);
+    expect((await deliveredAt(rows)).filter((r) => r.delivered_at === null)).toEqual([]);
+  });
+
+  it('leaves one data point per key when one message is delivered several times', async () => {
+    const [row] = await storePredictions(1);
+    const body = JSON.stringify(toMessage(row!));
+    const { token: own, forward } = ownDevice();
+    await queueBodies([body, body]);
+    expect(await forward(await receiveBatch(2))).toEqual({ batchItemFailures: [] }); // twice in one batch
+    await queueBodies([body]);
+    expect(await forward(await receiveBatch(1))).toEqual({ batchItemFailures: [] }); // and once more later
+
+    expectExactlyOnce([row!], own);
+    expect(tb.points(own)).toHaveLength(KEYS.length - (row!.input.portfolio_id === null ? 1 : 0));
+  });
+
+  it('keeps predictions on the queue while ThingsBoard is not configured and delivers them once it is', { timeout: 60_000 }, async () => {
+    const errors = vi.spyOn(logger, 'error');
+    const { token: own, forward: configured } = ownDevice();
+    let forward: ForwardBatch = createForwarder({ telemetry: createThingsBoardClient({ url: undefined, deviceToken: undefined }) });
+    const rows = await queuePredictions(5);
+    bridge((records) => forward(records));
+
+    await vi.waitFor(() => expect(errors).toHaveBeenCalledWith(expect.stringContaining('not configured'), expect.objectContaining({ waiting: 5 })), { timeout: 10_000 });
+    expect(errors.mock.calls.find(([msg]) => String(msg).includes('not configured'))![1]).toMatchObject({
+      reason: expect.stringContaining('THINGSBOARD_URL is not set'),
+    });
+    expect(await depth()).toMatchObject({ delayed: 5 }); // waiting on the queue, not dropped
+    expect(await total(DLQ_URL)).toBe(0);
+    expect((await deliveredAt(rows)).every((r) => r.delivered_at === null)).toBe(true);
+
+    forward = configured; // THINGSBOARD_URL and the token are set
+
+    await vi.waitFor(() => expect(deliveredPoints(own).size).toBe(5), { timeout: 30_000, interval: 200 });
+    expectExactlyOnce(rows, own);
+    await vi.waitFor(async () => expect(await total()).toBe(0), { timeout: 10_000, interval: 200 });
+    expect(await total(DLQ_URL)).toBe(0);
+  });
+
+  it('reports a wrong device token as a configuration error that says how to fix it, and keeps the predictions', async () => {
+    const errors = vi.spyOn(logger, 'error');
+    const rows = await queuePredictions(3);
+
+    const result = await createForwarder({ telemetry: client({ deviceToken: 'not-the-token' }) })(await receiveBatch(3));
+
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(errors).toHaveBeenCalledWith(
+      'ThingsBoard is not configured correctly: predictions wait on the queue until it is',
+      expect.objectContaining({
+        waiting: 3,
+        reason: expect.stringMatching(/rejected the device token \(401\).*THINGSBOARD_DEVICE_TOKEN.*npm run thingsboard:provision/),
+      }),
+    );
+    expect(await depth()).toMatchObject({ delayed: 3 });
+    expect(await total(DLQ_URL)).toBe(0);
+    expect((await deliveredAt(rows)).every((r) => r.delivered_at === null)).toBe(true);
+  });
+
+  it('retries a transient failure with a growing delay and parks a message ThingsBoard failed for over an hour', async () => {
+    const [young, old] = await storePredictions(2);
+    await queueBodies([JSON.stringify(toMessage(young!))], { attempt: { DataType: 'Number', StringValue: '62' } });
+    await queueBodies([JSON.stringify(toMessage(old!))], { attempt: { DataType: 'Number', StringValue: '63' } });
+    tb.outage = true;
+
+    const result = await createForwarder({ telemetry: client(), retryBaseSeconds: 5 })(await receiveBatch(2));
+
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(await depth()).toMatchObject({ delayed: 1 }); // the 63rd retry, 60 s out
+    const parked = await dlqMessages();
+    expect(parked).toHaveLength(1);
+    expect(parked[0]!.MessageAttributes).toMatchObject({
+      reason: { StringValue: 'ThingsBoard unreachable for over an hour (64 attempts)' },
+      prediction_id: { StringValue: old!.id },
+    });
+  });
+
+  it('retries a batch ThingsBoard does not finish within the batch deadline instead of waiting for it', async () => {
+    await queuePredictions(2);
+    tb.latencyMs = 2_000;
+    const started = Date.now();
+
+    const result = await createForwarder({ telemetry: client(), batchDeadlineMs: 300 })(await receiveBatch(2));
+
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(await depth()).toMatchObject({ delayed: 2 });
+    const retried = await vi.waitFor(async () => {
+      const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: QUEUE_URL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ['All'] }));
+      expect(Messages).toHaveLength(2);
+      return Messages;
+    }, { timeout: 5_000 });
+    expect(retried.map((m) => m.MessageAttributes?.['attempt']?.StringValue)).toEqual(['1', '1']);
+  });
+});
+
+describe('dlq:redrive', () => {
+  const park = (bodies: string[]) =>
+    queueBodies(
+      bodies,
+      {
+        attempt: { DataType: 'Number', StringValue: '64' },
+        reason: { DataType: 'String', StringValue: 'ThingsBoard unreachable for over an hour (64 attempts)' },
+        trace: { DataType: 'String', StringValue: 'kept' },
+      },
+      DLQ_URL,
+    );
+
+  it('moves every parked message back with a fresh retry counter, reports how many, and they are then delivered', async () => {
+    const rows = await storePredictions(3);
+    await park(rows.map((r) => JSON.stringify(toMessage(r))));
+
+    expect(await redriveDlq({ sqs, dlqUrl: DLQ_URL, queueUrl: QUEUE_URL })).toEqual({ moved: 3, failed: 0 });
+
+    expect(await total(DLQ_URL)).toBe(0);
+    const records = await receiveBatch(3);
+    for (const record of records) expect(Object.keys(record.messageAttributes)).toEqual(['trace']);
+    const { token: own, forward } = ownDevice();
+    expect(await forward(records)).toEqual({ batchItemFailures: [] });
+    expectExactlyOnce(rows, own);
+  });
+
+  it('as a command, says how many it moved', { timeout: 60_000 }, async () => {
+    await park(['{"a":1}', '{"a":2}']);
+
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/dlq-redrive.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, PREDICTIONS_QUEUE_URL: QUEUE_URL, PREDICTIONS_DLQ_URL: DLQ_URL },
+    });
+
+    expect(stdout).toContain(`Moved 2 messages from ${DLQ_URL} to ${QUEUE_URL}`);
+    expect(await total(DLQ_URL)).toBe(0);
+    expect(await depth()).toMatchObject({ visible: 2 });
+  });
+});

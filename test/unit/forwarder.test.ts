@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import type { SQSRecord } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { RETRY_WINDOW_SECONDS, parseRecord, retryDelaySeconds, waitedSeconds } from '#shared/forwarder';
+
+const record = (body: string, attempt?: string): SQSRecord =>
+  ({
+    messageId: randomUUID(),
+    receiptHandle: 'rh',
+    body,
+    attributes: {},
+    messageAttributes: attempt === undefined ? {} : { attempt: { dataType: 'Number', stringValue: attempt, stringListValues: [], binaryListValues: [] } },
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:q',
+    awsRegion: 'us-east-1',
+  }) as SQSRecord;
+
+const message = (overrides: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    version: 1,
+    prediction_id: randomUUID(),
+    ts: 1_736_942_400_000,
+    created_at: '2025-01-15T12:00:00.000Z',
+    predicted_iq: 82.5,
+    classification: 'Bom',
+    user_id: 1,
+    portfolio_id: null,
+    model_name: 'hubfolio-model',
+    model_version: '3',
+    ...overrides,
+  });
+
+describe('retry schedule', () => {
+  it('doubles from 5 s and stays at 60 s by default', () => {
+    expect([1, 2, 3, 4, 5, 6, 40].map((attempt) => retryDelaySeconds(attempt, 5))).toEqual([5, 10, 20, 40, 60, 60, 60]);
+  });
+
+  it('scales with the base (tests use 1 s: delays up to 12 s)', () => {
+    expect([1, 2, 3, 4, 5, 6].map((attempt) => retryDelaySeconds(attempt, 1))).toEqual([1, 2, 4, 8, 12, 12]);
+  });
+
+  it('adds up the waits: 5 + 10 + 20 + 40, then 60 s each', () => {
+    expect([0, 1, 4, 5, 7].map((attempts) => waitedSeconds(attempts, 5))).toEqual([0, 5, 75, 135, 255]);
+  });
+
+  it('keeps retrying through a 10-minute outage and gives up only after about an hour', () => {
+    // Every attempt inside a 10-minute outage is still a retry, not a park.
+    let attempts = 0;
+    while (waitedSeconds(attempts, 5) < 600) attempts += 1;
+    expect(waitedSeconds(attempts, 5)).toBeLessThan(RETRY_WINDOW_SECONDS);
+    // The first attempt count whose waits reach the window: about an hour, one delay at most beyond it.
+    let parkedAfter = 0;
+    while (waitedSeconds(parkedAfter, 5) < RETRY_WINDOW_SECONDS) parkedAfter += 1;
+    expect(parkedAfter).toBe(63);
+    expect(waitedSeconds(parkedAfter, 5)).toBeLessThan(RETRY_WINDOW_SECONDS + 60);
+  });
+});
+
+describe('parseRecord', () => {
+  it('reads a prediction message and its retry counter', () => {
+    const parsed = parseRecord(record(message(), '4'));
+    expect(parsed).toMatchObject({ ok: true, attempt: 4, message: { predicted_iq: 82.5, classification: 'Bom' } });
+  });
+
+  it('counts a fresh message, or a counter that is not a positive whole number, as attempt 0', () => {
+    expect(parseRecord(record(message()))).toMatchObject({ ok: true, attempt: 0 });
+    expect(parseRecord(record(message(), 'soon'))).toMatchObject({ ok: true, attempt: 0 });
+    expect(parseRecord(record(message(), '-3'))).toMatchObject({ ok: true, attempt: 0 });
+  });
+
+  it('refuses a body that is not JSON and says so', () => {
+    expect(parseRecord(record('{"version":1,'))).toEqual({ ok: false, reason: expect.stringContaining('the body is not JSON') });
+  });
+
+  it('refuses a message version it does not read, keeping the prediction id for the parking record', () => {
+    const id = randomUUID();
+    expect(parseRecord(record(message({ version: 2, prediction_id: id })))).toEqual({
+      ok: false,
+      predictionId: id,
+      reason: 'message version 2 is not one this consumer reads (version 1)',
+    });
+  });
+
+  it('names each field that breaks the message schema', () => {
+    const parsed = parseRecord(record(message({ classification: 'Ótimo', ts: 'yesterday' })));
+    expect(parsed.ok).toBe(false);
+    expect(!parsed.ok && parsed.reason).toMatch(/^not a prediction message: .*ts: .*classification: /);
+  });
+});
