@@ -1,8 +1,9 @@
-import { GetQueueAttributesCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { awsClientOptions } from '#shared/aws';
 import { config } from '#shared/config';
 import { PREDICTION_MESSAGE_VERSION, type PredictionMessage } from '#shared/messages';
 import type { PredictionRow } from '#shared/prediction-store';
+import { sendMessages, type BatchSendOutcome } from '#shared/sqs-batch';
 
 let client: SQSClient | undefined;
 
@@ -27,39 +28,16 @@ export function toMessage(row: PredictionRow): PredictionMessage {
   };
 }
 
-const SQS_BATCH = 10;
-
-export interface SendOutcome {
-  sent: string[];
-  failed: { id: string; reason: string }[];
-}
-
 /**
- * Sends predictions to the queue, ten per SendMessageBatch, all batches at once. Never throws:
- * what the queue did not accept is reported so that it stays pending for the relay.
+ * Sends predictions to the queue with as few SendMessageBatch calls as possible, all at once. Never
+ * throws: what the queue did not accept is reported so that it stays pending for the relay.
  */
-export async function sendPredictions(rows: PredictionRow[]): Promise<SendOutcome> {
-  const outcome: SendOutcome = { sent: [], failed: [] };
-  const batches: PredictionRow[][] = [];
-  for (let i = 0; i < rows.length; i += SQS_BATCH) batches.push(rows.slice(i, i + SQS_BATCH));
-  await Promise.all(
-    batches.map(async (batch) => {
-      try {
-        const out = await sqs().send(
-          new SendMessageBatchCommand({
-            QueueUrl: config().PREDICTIONS_QUEUE_URL,
-            Entries: batch.map((row) => ({ Id: row.id, MessageBody: JSON.stringify(toMessage(row)) })),
-          }),
-        );
-        for (const ok of out.Successful ?? []) outcome.sent.push(ok.Id!);
-        for (const bad of out.Failed ?? []) outcome.failed.push({ id: bad.Id!, reason: bad.Message ?? bad.Code ?? 'rejected' });
-      } catch (error) {
-        const reason = (error as Error).message || (error as Error).name;
-        for (const row of batch) outcome.failed.push({ id: row.id, reason });
-      }
-    }),
+export function sendPredictions(rows: PredictionRow[]): Promise<BatchSendOutcome> {
+  return sendMessages(
+    sqs(),
+    config().PREDICTIONS_QUEUE_URL,
+    rows.map((row) => ({ id: row.id, body: JSON.stringify(toMessage(row)) })),
   );
-  return outcome;
 }
 
 /** Whether the predictions queue answers (for /health). */
