@@ -18,6 +18,7 @@ import { freePort } from '../scripts/local/ports.ts';
 import { ensureBucket, ensureQueues, seedSampleModel, sqsClient } from '../scripts/local/resources.ts';
 import { ROOT, SAMPLE_MODEL, startLocalStack } from '../scripts/local/stack.ts';
 import { httpEvent, lambdaContext } from '../test/helpers/lambda.ts';
+import { benchForwarder, type ForwarderBenchResult } from './forwarder.ts';
 import { measure, round } from './stats.ts';
 
 const SEED = { user_id: 1, projetos_min: 3, habilidades_min: 10, kw_contexto: 4, kw_processo: 3, kw_resultado: 4, consistencia_visual_score: 80, bio: true, contatos: true };
@@ -179,6 +180,9 @@ try {
   } finally {
     await stack.stop();
   }
+
+  log('telemetry forwarder: a backlog of 10,000 queued predictions to the ThingsBoard fake');
+  results.forwarder = await benchForwarder();
 } finally {
   emulators.kill('SIGTERM');
   await once(emulators, 'exit');
@@ -189,7 +193,9 @@ try {
 type Lat = { n: number; p50: number; p99: number; perSecond: number };
 const r = results as Record<'floorC1' | 'floorC16' | 'handlerC1' | 'handlerC16' | 'batch1000' | 'httpC1' | 'httpC16', Lat> & {
   coldStart: { initMs: number; firstInvocationMs: number; totalMs: number };
+  forwarder: ForwarderBenchResult;
 };
+const f = r.forwarder;
 const ratio = round(r.handlerC1.p50 / r.floorC1.p50);
 const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
 const cpu = cpus();
@@ -220,6 +226,13 @@ Cold start (bundled handler, fresh process, median of 5): module init ${round(r.
 (serving model from S3, ONNX session, first prediction, INSERT, SendMessage) ${round(r.coldStart.firstInvocationMs)} ms = **${round(r.coldStart.totalMs)} ms**.
 Lambda's own runtime start-up (before module init) is not included; it is not ours to shorten.
 
+## Telemetry forwarder
+
+${f.predictions.toLocaleString('en')} predictions queued (real rows, real fauxqs messages), forwarded by the consumer with
+${f.pollers} pollers of ${f.batchSize} records to the ThingsBoard fake: **${f.forwardedPerSecond} predictions/s**, queue empty after
+${f.queueEmptySeconds} s, ${f.thingsboardRequests} ThingsBoard requests; ${f.distinctDataPoints} distinct data points and ${f.deliveredAtRecorded}
+rows marked delivered (none missing, none doubled when both equal ${f.predictions}); ${f.deadLettered} dead-lettered. Database: ${f.database}.
+
 ## Targets
 
 | target | figure | verdict |
@@ -228,6 +241,7 @@ Lambda's own runtime start-up (before module init) is not included; it is not ou
 | ≥ 1,000 predictions/s at concurrency 16 | ${r.handlerC16.perSecond}/s | ${verdict(r.handlerC16.perSecond >= 1000)} |
 | 1,000-row batch under 100 ms | p50 ${r.batch1000.p50} ms | ${verdict(r.batch1000.p50 < 100)} |
 | cold start under 300 ms | ${round(r.coldStart.totalMs)} ms | ${verdict(r.coldStart.totalMs < 300)} |
+| forwarder ≥ 2,000 predictions/s | ${f.forwardedPerSecond}/s | ${verdict(f.forwardedPerSecond >= 2000)} |
 `;
 writeFileSync(resolve(ROOT, 'bench/RESULTS.md'), md);
 console.log(md);
