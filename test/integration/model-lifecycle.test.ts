@@ -1,0 +1,489 @@
+import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { config } from '#shared/config';
+import { FEATURES, type FeatureRow } from '#shared/model';
+import { MAX_UPLOAD_BYTES } from '#shared/model-api';
+import { syncPasses } from '#shared/model-sync';
+import { readServingPointer, ServingModelCache } from '#shared/serving';
+import { getObject, s3 } from '#shared/storage';
+import { handler as exportHandler } from '../../functions/model-export/handler.ts';
+import { handler as infoHandler } from '../../functions/model-info/handler.ts';
+import { handler as ingestHandler } from '../../functions/model-ingest/handler.ts';
+import { handler as promoteHandler } from '../../functions/model-promote/handler.ts';
+import { handler as uploadUrlHandler } from '../../functions/model-upload-url/handler.ts';
+import { handler as uploadHandler } from '../../functions/model-upload/handler.ts';
+import { handler as syncHandler } from '../../functions/model-sync/handler.ts';
+import { s3NotificationEvent } from '../../scripts/local/bridge.ts';
+import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
+import { startFakeMlflow, type FakeMlflow } from '../fakes/mlflow.ts';
+import { query } from '../helpers/fixtures.ts';
+import { httpEvent, invokeHttp, lambdaContext, postJson } from '../helpers/lambda.ts';
+
+// The registry client is built on first use from the configuration: point it at the fake first.
+const fake: FakeMlflow = await startFakeMlflow();
+process.env.MLFLOW_TRACKING_URI = fake.url;
+process.env.MLFLOW_EXPERIMENT_NAME = 'hubfolio-models';
+
+afterAll(() => fake.close());
+beforeEach(() => fake.setDown(false));
+
+const BUCKET = () => config().MODEL_BUCKET;
+const ZEROS = Object.fromEntries(FEATURES.map((f) => [f, 0])) as FeatureRow;
+
+/** A valid HubFólio model whose prediction for a row of zeros is `id`: each test's files are its own. */
+const model = (id: number) =>
+  buildLinearRegressor({ coefficients: FEATURES.map((_, i) => id + i / 2), intercept: id, features: FEATURES, algorithm: 'LinearRegression' });
+const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/** POST /model/upload as API Gateway delivers it: the multipart body base64-encoded. */
+async function upload(fields: Record<string, string>, file?: { name: string; bytes: Uint8Array }) {
+  const form = new FormData();
+  if (file) form.append('file', new Blob([file.bytes]), file.name);
+  for (const [key, value] of Object.entries(fields)) form.append(key, value);
+  const request = new Request('http://localhost/model/upload', { method: 'POST', body: form });
+  const body = Buffer.from(await request.arrayBuffer());
+  return invokeHttp(uploadHandler, httpEvent({ path: '/model/upload', body, headers: { 'content-type': request.headers.get('content-type')! } }));
+}
+
+const info = (modelName: string) =>
+  invokeHttp(infoHandler, { ...httpEvent({ method: 'GET', path: '/model/info' }), queryStringParameters: { model_name: modelName } });
+
+const ingest = (key: string, size = 1, eTag = 'etag') =>
+  ingestHandler(s3NotificationEvent(BUCKET(), key, size, eTag, 'us-east-1') as never, lambdaContext('modelIngest'));
+/** One pass of the sync function (the test context leaves no time for a second one). */
+async function sync() {
+  const passes = await syncHandler({} as never, lambdaContext('modelSync'));
+  expect(passes).toHaveLength(1);
+  return passes[0]!;
+}
+
+async function keysUnder(prefix: string): Promise<string[]> {
+  const listed = await s3().send(new ListObjectsV2Command({ Bucket: BUCKET(), Prefix: prefix }));
+  return (listed.Contents ?? []).map((o) => o.Key!);
+}
+
+async function putIncoming(key: string, bytes: Uint8Array | string, metadata: Record<string, string> = {}) {
+  const out = await s3().send(new PutObjectCommand({ Bucket: BUCKET(), Key: key, Body: bytes, Metadata: metadata }));
+  return out.ETag!.replace(/"/g, '');
+}
+
+const fakeModel = (name: string) => fake.state.registeredModels.get(name);
+const fakeRuns = (modelName: string) => [...fake.state.runs.values()].filter((r) => r.tags.get('model_name') === modelName);
+const rows = (modelName: string) => query('SELECT * FROM model_files WHERE model_name = $1', [modelName]);
+
+/** Waits until a running predict function's cache serves `version` (it re-checks every 100 ms here). */
+async function servedVersion(cache: ServingModelCache, version: string): Promise<number> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const current = await cache.get();
+    if (current.pointer.version === version) return (await current.model.predict([ZEROS]))[0]!;
+    if (Date.now() > deadline) throw new Error(`still serving v${current.pointer.version}, expected v${version}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('POST /model/upload', () => {
+  it('registers the model with its metrics, exports it at the seed’s key and makes it serve', async () => {
+    const bytes = model(11);
+    const { status, body } = await upload({ r2_score: '0.85', rmse: '12.5', mae: '9.2' }, { name: 'hubfolio_model.onnx', bytes });
+
+    expect(status).toBe(200);
+    expect(body).toMatchObject({
+      message: 'Modelo carregado com sucesso!',
+      model_path: `s3://${BUCKET()}/uploads/hubfolio-model/${sha(bytes)}.onnx`,
+      file_size: bytes.byteLength,
+      sha256: sha(bytes),
+      mlflow_registered: true,
+      mlflow_model_version: '1',
+      s3_exported: true,
+      promoted: true,
+      already_registered: false,
+    });
+    expect(body.mlflow_run_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(body.s3_key).toMatch(/^models\/hubfolio-model\/v1\/hubfolio-model_v1_\d{8}_\d{6}\.onnx$/);
+
+    // MLflow: one run named after the file, with the metrics, params and the ONNX artifact; a tagged version in production.
+    const run = fake.state.runs.get(body.mlflow_run_id)!;
+    expect(run.run_name).toBe('hubfolio_model.onnx');
+    expect(run.status).toBe('FINISHED');
+    expect(Object.fromEntries(run.metrics.map((m) => [m.key, m.value]))).toEqual({ r2_score: 0.85, rmse: 12.5, mae: 9.2 });
+    expect(Object.fromEntries(run.params)).toMatchObject({ file_size: String(bytes.byteLength), sha256: sha(bytes), features: FEATURES.join(','), source: 'upload' });
+    expect(fake.state.artifacts.get(`${run.experiment_id}/${run.run_id}/artifacts/model/model.onnx`)).toEqual(Buffer.from(bytes));
+    const registered = fakeModel('hubfolio-model')!;
+    expect(registered.versions).toHaveLength(1);
+    expect(registered.versions[0]!.tags.get('sha256')).toBe(sha(bytes));
+    expect(registered.versions[0]!.current_stage).toBe('Production');
+    expect(registered.aliases.get('production')).toBe(1);
+
+    // S3: the exported file with its metadata, and the serving pointer naming it.
+    const exported = await getObject(body.s3_key);
+    expect(Buffer.from(exported!.bytes)).toEqual(Buffer.from(bytes));
+    expect(exported!.metadata).toMatchObject({ version: '1', 'run-id': body.mlflow_run_id, sha256: sha(bytes) });
+    expect((await readServingPointer('hubfolio-model'))!.pointer).toMatchObject({ version: '1', s3_key: body.s3_key, sha256: sha(bytes) });
+
+    // A predict container loads it.
+    const served = await new ServingModelCache('hubfolio-model', 100).get();
+    expect(served.pointer.version).toBe('1');
+    expect(await served.model.predict([ZEROS])).toEqual([11]);
+  });
+
+  it('answers GET /model/info with the seed’s keys and the serving version, aliases, metrics and S3 key', async () => {
+    const { status, body } = await info('hubfolio-model');
+    expect(status).toBe(200);
+    expect(body).toMatchObject({
+      model_loaded: true,
+      model_name: 'LinearRegression',
+      features: [...FEATURES],
+      num_features: 8,
+      serving: { version: '1', registry: 'mlflow', aliases: ['production'], stage: 'Production', metrics: { r2_score: 0.85, rmse: 12.5, mae: 9.2 } },
+      mlflow: { name: 'hubfolio-model', latest_versions: [{ version: '1', stage: 'Production' }] },
+    });
+    expect(body.serving.s3_key).toMatch(/^models\/hubfolio-model\/v1\//);
+    expect(body.mlflow.latest_versions[0].run_id).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it('registers the same file once when it is uploaded twice', async () => {
+    const bytes = model(12);
+    const first = await upload({ model_name: 'twice' }, { name: 'm.onnx', bytes });
+    const second = await upload({ model_name: 'twice', r2_score: '0.5' }, { name: 'm.onnx', bytes });
+    expect(first.status).toBe(200);
+    expect(second.status).toBe(200);
+    expect(second.body).toMatchObject({ already_registered: true, mlflow_model_version: '1', mlflow_run_id: first.body.mlflow_run_id, s3_key: first.body.s3_key });
+    expect(fakeModel('twice')!.versions).toHaveLength(1);
+    expect(fakeRuns('twice')).toHaveLength(1);
+    expect(await keysUnder('models/twice/')).toEqual([first.body.s3_key]);
+  });
+
+  it('registers one version when two uploads of one file race', async () => {
+    const bytes = model(13);
+    const [a, b] = await Promise.all([upload({ model_name: 'race' }, { name: 'm.onnx', bytes }), upload({ model_name: 'race' }, { name: 'm.onnx', bytes })]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(a.body.mlflow_model_version).toBe('1');
+    expect(b.body.mlflow_model_version).toBe('1');
+    expect([a.body.already_registered, b.body.already_registered].sort()).toEqual([false, true]);
+    expect(fakeModel('race')!.versions).toHaveLength(1);
+    expect(fakeRuns('race')).toHaveLength(1);
+    expect(await keysUnder('models/race/')).toHaveLength(1);
+    expect(await rows('race')).toHaveLength(1);
+  });
+
+  it('stores the file when MLflow is down, says why, and registers it once MLflow is back', async () => {
+    const cache = new ServingModelCache('outage', 100);
+    const before = model(14);
+    await upload({ model_name: 'outage' }, { name: 'before.onnx', bytes: before });
+    expect(await servedVersion(cache, '1')).toBe(14);
+
+    fake.setDown(true);
+    const bytes = model(15);
+    const { status, body } = await upload({ model_name: 'outage', rmse: '3' }, { name: 'during.onnx', bytes });
+    expect(status).toBe(202);
+    expect(body).toMatchObject({
+      mlflow_registered: false,
+      mlflow_model_version: null,
+      registration_status: 'pending_registration',
+      s3_exported: false,
+      promoted: false,
+      model_path: `s3://${BUCKET()}/uploads/outage/${sha(bytes)}.onnx`,
+    });
+    expect(body.mlflow_error).toMatch(/MLflow is unavailable/);
+    expect(await getObject(`uploads/outage/${sha(bytes)}.onnx`)).not.toBeNull();
+    // Predictions keep the last exported model, and the sync function does nothing while MLflow is down.
+    expect((await sync()).mlflow).toBe('unreachable');
+    expect(await servedVersion(cache, '1')).toBe(14);
+
+    fake.setDown(false);
+    const report = await sync();
+    expect(report.resumed).toBe(1);
+    const [row] = (await rows('outage')).filter((r) => r.sha256 === sha(bytes));
+    expect(row).toMatchObject({ status: 'registered', registry: 'mlflow', version: '2' });
+    expect(Object.fromEntries(fakeRuns('outage').find((r) => r.run_name === 'during.onnx')!.metrics.map((m) => [m.key, m.value]))).toEqual({ rmse: 3 });
+    // The promotion asked for at upload time happens now.
+    expect(await servedVersion(cache, '2')).toBe(15);
+    expect(fakeModel('outage')!.aliases.get('production')).toBe(2);
+  });
+
+  it('registers a file left pending when the same file is uploaded again', async () => {
+    fake.setDown(true);
+    const bytes = model(16);
+    expect((await upload({ model_name: 'retry' }, { name: 'm.onnx', bytes })).status).toBe(202);
+    fake.setDown(false);
+    const again = await upload({ model_name: 'retry' }, { name: 'm.onnx', bytes });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ mlflow_registered: true, mlflow_model_version: '1', s3_exported: true, promoted: true });
+    expect(fakeModel('retry')!.versions).toHaveLength(1);
+  });
+
+  it('finds the version MLflow already made when a registration is retried after a crash', async () => {
+    const bytes = model(19);
+    const first = await upload({ model_name: 'crash', promote: 'false' }, { name: 'm.onnx', bytes });
+    // The worker died after MLflow made the version and before PostgreSQL recorded it; its lease ran out.
+    await query(
+      `UPDATE model_files SET status = 'registering', version = NULL, registry = NULL, run_id = NULL, lease_until = now() - interval '1 second'
+        WHERE model_name = 'crash'`,
+    );
+    expect((await sync()).resumed).toBe(1);
+    const [row] = await rows('crash');
+    expect(row).toMatchObject({ status: 'registered', version: '1', run_id: first.body.mlflow_run_id });
+    expect(fakeModel('crash')!.versions).toHaveLength(1);
+    expect(fakeRuns('crash')).toHaveLength(1);
+  });
+
+  it('stores without a version with register_in_mlflow=false, and versions the file when it comes again', async () => {
+    const bytes = model(20);
+    const kept = await upload({ model_name: 'unversioned', register_in_mlflow: 'false' }, { name: 'm.onnx', bytes });
+    expect(kept.status).toBe(200);
+    expect(kept.body).toMatchObject({ registration_status: 'stored', mlflow_registered: false, model_version: null, s3_exported: false, promoted: false });
+    expect(kept.body.mlflow_error).toMatch(/register_in_mlflow=false/);
+    expect(fakeModel('unversioned')).toBeUndefined();
+
+    const versioned = await upload({ model_name: 'unversioned' }, { name: 'm.onnx', bytes });
+    expect(versioned.body).toMatchObject({ registration_status: 'registered', mlflow_model_version: '1', promoted: true });
+
+    const conflicting = await upload({ model_name: 'unversioned', register_in_mlflow: 'false', promote: 'true' }, { name: 'm.onnx', bytes });
+    expect(conflicting.status).toBe(400);
+    expect(conflicting.body.detail).toMatch(/promote=true needs register_in_mlflow=true/);
+  });
+
+  it('keeps a model registered but not serving with promote=false', async () => {
+    await upload({ model_name: 'quiet' }, { name: 'a.onnx', bytes: model(17) });
+    const { body } = await upload({ model_name: 'quiet', promote: 'false' }, { name: 'b.onnx', bytes: model(18) });
+    expect(body).toMatchObject({ mlflow_model_version: '2', s3_exported: true, promoted: false });
+    expect((await readServingPointer('quiet'))!.pointer.version).toBe('1');
+    expect(fakeModel('quiet')!.aliases.get('production')).toBe(1);
+  });
+});
+
+describe('refusals store nothing', () => {
+  const name = 'refused';
+  const pickle = Buffer.concat([Buffer.from([0x80, 0x04, 0x95]), Buffer.from('sklearn.linear_model._base LinearRegression')]);
+
+  it.each([
+    ['a pickled scikit-learn model', { name: 'hubfolio_model.pkl', bytes: pickle }, {}, 415, /pickle.*skl2onnx.*to_onnx\(model, X\[:1\]\.astype\(numpy\.float32\)\)/s],
+    ['pickle bytes named .onnx', { name: 'model.onnx', bytes: pickle }, {}, 415, /Python pickle/],
+    ['garbage', { name: 'model.onnx', bytes: Buffer.from('this is not a model at all, just some text') }, {}, 422, /not a valid ONNX model/],
+    ['a truncated model', { name: 'model.onnx', bytes: model(21).subarray(0, 60) }, {}, 422, /ONNX/],
+    ['a model with 5 features', { name: 'model.onnx', bytes: buildLinearRegressor({ coefficients: [1, 2, 3, 4, 5], intercept: 0 }) }, {}, 422, /5 features.*take 8/],
+    ['a file over the limit', { name: 'model.onnx', bytes: Buffer.alloc(MAX_UPLOAD_BYTES + 1, 1) }, {}, 413, /\/model\/upload-url.*curl -T/],
+    ['a body far over the limit', { name: 'model.onnx', bytes: Buffer.alloc(MAX_UPLOAD_BYTES * 1.5, 1) }, {}, 413, /\/model\/upload-url/],
+    ['a bad model_name', { name: 'model.onnx', bytes: model(22) }, { model_name: 'bad name/../x' }, 400, /model_name/],
+    ['a metric that is not a number', { name: 'model.onnx', bytes: model(23) }, { r2_score: 'high' }, 400, /r2_score/],
+  ])('refuses %s', async (_, file, fields, status, message) => {
+    const runsBefore = fake.state.runs.size;
+    const { status: actual, body } = await upload({ model_name: name, ...fields }, file);
+    expect(actual).toBe(status);
+    expect(body.detail).toMatch(message);
+    expect(await keysUnder('uploads/')).not.toContainEqual(expect.stringContaining(sha(file.bytes)));
+    expect(await keysUnder(`models/${name}/`)).toEqual([]);
+    expect(await query('SELECT 1 FROM model_files WHERE sha256 = $1', [sha(file.bytes)])).toEqual([]);
+    expect(fake.state.runs.size).toBe(runsBefore);
+    expect(fakeModel(name)).toBeUndefined();
+  });
+
+  it('refuses a form without a file, and a body that is not multipart', async () => {
+    const missing = await upload({ model_name: name });
+    expect(missing.status).toBe(400);
+    expect(missing.body.detail).toMatch(/curl -F file=@model.onnx/);
+    const json = await postJson(uploadHandler, '/model/upload', { model_name: name });
+    expect(json.status).toBe(415);
+    expect(json.body.detail).toMatch(/multipart\/form-data/);
+  });
+});
+
+describe('promotion', () => {
+  it('POST /model/promote moves alias and stage, archives the previous version, and predict containers follow', async () => {
+    const cache = new ServingModelCache('promo', 100);
+    await upload({ model_name: 'promo' }, { name: 'v1.onnx', bytes: model(31) });
+    await upload({ model_name: 'promo', promote: 'false' }, { name: 'v2.onnx', bytes: model(32) });
+    expect(await servedVersion(cache, '1')).toBe(31);
+
+    const { status, body } = await postJson(promoteHandler, '/model/promote', { model_name: 'promo', version: '2' });
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ message: 'Modelo promovido com sucesso!', version: '2', alias: 'production', stage: 'Production', serving: true });
+    expect(body.s3_key).toMatch(/^models\/promo\/v2\//);
+    const registered = fakeModel('promo')!;
+    expect(registered.aliases.get('production')).toBe(2);
+    expect(registered.versions.map((v) => v.current_stage)).toEqual(['Archived', 'Production']);
+    expect(await servedVersion(cache, '2')).toBe(32);
+
+    // Another alias does not change what serves.
+    const staging = await postJson(promoteHandler, '/model/promote', { model_name: 'promo', version: '1', alias: 'challenger' });
+    expect(staging.body).toMatchObject({ serving: false, alias: 'challenger', stage: null });
+    expect((await readServingPointer('promo'))!.pointer.version).toBe('2');
+  });
+
+  it('answers 404 when promoting a version that does not exist', async () => {
+    const { status, body } = await postJson(promoteHandler, '/model/promote', { model_name: 'promo', version: '9' });
+    expect(status).toBe(404);
+    expect(body.detail).toMatch(/no version 9/);
+  });
+
+  it('follows a promotion made in MLflow’s UI (alias, then stage) within one sync run', async () => {
+    const cache = new ServingModelCache('ui', 100);
+    await upload({ model_name: 'ui' }, { name: 'v1.onnx', bytes: model(41) });
+    await upload({ model_name: 'ui', promote: 'false' }, { name: 'v2.onnx', bytes: model(42) });
+    await upload({ model_name: 'ui', promote: 'false' }, { name: 'v3.onnx', bytes: model(43) });
+    await sync();
+    expect(await servedVersion(cache, '1')).toBe(41);
+
+    // In the UI: the production alias moves to version 2.
+    fakeModel('ui')!.aliases.set('production', 2);
+    const report = await sync();
+    expect(report.models).toContainEqual({ model_name: 'ui', action: 'published', version: '2' });
+    expect(await servedVersion(cache, '2')).toBe(42);
+    expect(await keysUnder('models/ui/v2/')).toHaveLength(1);
+
+    // Nothing moved: nothing happens (the pointer is not rewritten).
+    const etag = (await readServingPointer('ui'))!.etag;
+    expect((await sync()).models).toContainEqual({ model_name: 'ui', action: 'unchanged' });
+    expect((await readServingPointer('ui'))!.etag).toBe(etag);
+
+    // In the UI: version 3 goes to the Production stage (the alias still names 2).
+    for (const v of fakeModel('ui')!.versions) v.current_stage = v.version === 3 ? 'Production' : v.current_stage === 'Production' ? 'Archived' : v.current_stage;
+    await sync();
+    expect(await servedVersion(cache, '3')).toBe(43);
+  });
+
+  it('looks twice per invocation, so a promotion made between the passes is published by the second', async () => {
+    setTimeout(() => fakeModel('ui')!.aliases.set('production', 1), 100);
+    const passes = await syncPasses(() => 60_000, 400);
+    expect(passes).toHaveLength(2);
+    expect(passes[0]!.models).toContainEqual({ model_name: 'ui', action: 'unchanged' });
+    expect(passes[1]!.models).toContainEqual({ model_name: 'ui', action: 'published', version: '1' });
+    // Back to version 3 for the next test.
+    fakeModel('ui')!.aliases.set('production', 3);
+    expect((await sync()).models).toContainEqual({ model_name: 'ui', action: 'published', version: '3' });
+  });
+
+  it('keeps serving the last exported model when MLflow is down', async () => {
+    const cache = new ServingModelCache('ui', 100);
+    fake.setDown(true);
+    expect((await sync()).mlflow).toBe('unreachable');
+    expect(await servedVersion(cache, '3')).toBe(43);
+    const { status, body } = await info('ui');
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ model_loaded: true, serving: { version: '3' }, mlflow: null });
+    expect(body.mlflow_error).toMatch(/MLflow is unavailable/);
+  });
+});
+
+describe('POST /model/export-to-s3', () => {
+  it('exports by stage as the seed, and reuses the export of the same file', async () => {
+    await upload({ model_name: 'exp', export_to_s3: 'false', promote: 'false' }, { name: 'v1.onnx', bytes: model(51) });
+    expect(await keysUnder('models/exp/')).toEqual([]);
+    await postJson(promoteHandler, '/model/promote', { model_name: 'exp', version: '1', stage: 'Production' });
+
+    const { status, body } = await postJson(exportHandler, '/model/export-to-s3', { model_name: 'exp', stage: 'Production' });
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ message: 'Modelo exportado para S3 com sucesso!', model_name: 'exp', stage: 'Production', version: '1' });
+    expect(body.s3_key).toMatch(/^models\/exp\/v1\/exp_v1_\d{8}_\d{6}\.onnx$/);
+    const again = await postJson(exportHandler, '/model/export-to-s3', { model_name: 'exp', version: 1 });
+    expect(again.body).toMatchObject({ s3_key: body.s3_key, already_exported: true });
+    const head = await s3().send(new HeadObjectCommand({ Bucket: BUCKET(), Key: body.s3_key }));
+    expect(head.Metadata).toMatchObject({ version: '1', sha256: sha(model(51)) });
+  });
+
+  it.each([
+    [{ model_name: 'nobody', stage: 'Production' }, 404, /not registered in MLflow/],
+    [{ model_name: 'exp', version: '7' }, 404, /no version 7/],
+    [{ model_name: 'exp', stage: 'Staging' }, 404, /no version in stage Staging/],
+    [{ model_name: 'exp', alias: 'champion' }, 404, /no alias 'champion'/],
+    [{ model_name: 'exp', stage: 'Production', version: '1' }, 400, /exactly one of/],
+    [{ model_name: 'exp', stage: 'Live' }, 400, /None, Staging, Production, Archived/],
+  ])('answers %j with %i', async (request, status, message) => {
+    const { status: actual, body } = await postJson(exportHandler, '/model/export-to-s3', request);
+    expect(actual).toBe(status);
+    expect(body.detail).toMatch(message);
+  });
+});
+
+describe('S3 drop folder', () => {
+  it('registers a file whose key has spaces and accents, with metrics from its metadata, once', async () => {
+    const bytes = model(61);
+    const key = 'incoming/drop/Modelo ótimo de março.onnx';
+    const etag = await putIncoming(key, bytes, { 'r2-score': '0.91', rmse: '4.5', mae: '3.25' });
+    const [result] = await ingest(key, bytes.byteLength, etag);
+    expect(result).toMatchObject({ key, outcome: 'registered', model_name: 'drop', version: '1' });
+
+    const [run] = fakeRuns('drop');
+    expect(run!.run_name).toBe('Modelo ótimo de março.onnx');
+    expect(Object.fromEntries(run!.metrics.map((m) => [m.key, m.value]))).toEqual({ r2_score: 0.91, rmse: 4.5, mae: 3.25 });
+    expect(run!.params.get('source')).toBe(`s3://${BUCKET()}/${key}`);
+    expect(await keysUnder('models/drop/v1/')).toHaveLength(1);
+    expect((await readServingPointer('drop'))!.pointer.version).toBe('1');
+
+    // S3 delivers the event again: nothing new.
+    const [repeat] = await ingest(key, bytes.byteLength, etag);
+    expect(repeat).toMatchObject({ outcome: 'registered', version: '1' });
+    expect(fakeModel('drop')!.versions).toHaveLength(1);
+    expect(fakeRuns('drop')).toHaveLength(1);
+    expect(await keysUnder('models/drop/')).toHaveLength(1);
+  });
+
+  it('reads metrics from a sidecar <file>.json and does not register the sidecar', async () => {
+    const bytes = model(62);
+    await putIncoming('incoming/drop/sidecar.onnx.json', JSON.stringify({ r2_score: 0.77, mae: 1.5, promote: false }));
+    const [sidecar] = await ingest('incoming/drop/sidecar.onnx.json');
+    expect(sidecar).toMatchObject({ outcome: 'skipped' });
+    const etag = await putIncoming('incoming/drop/sidecar.onnx', bytes);
+    const [result] = await ingest('incoming/drop/sidecar.onnx', bytes.byteLength, etag);
+    expect(result).toMatchObject({ outcome: 'registered', version: '2' });
+    const run = fakeRuns('drop').find((r) => r.run_name === 'sidecar.onnx')!;
+    expect(Object.fromEntries(run.metrics.map((m) => [m.key, m.value]))).toEqual({ r2_score: 0.77, mae: 1.5 });
+    expect((await readServingPointer('drop'))!.pointer.version).toBe('1');
+  });
+
+  it('leaves a rejected/ marker for a refused file, registers nothing and does not retry it', async () => {
+    const key = 'incoming/drop/old model.pkl';
+    const etag = await putIncoming(key, Buffer.from([0x80, 0x04, 0x95, 0x01]));
+    const runsBefore = fake.state.runs.size;
+    const [result] = await ingest(key, 4, etag);
+    expect(result).toMatchObject({ outcome: 'rejected' });
+    const marker = JSON.parse(Buffer.from((await getObject(`rejected/${key}.json`))!.bytes).toString('utf8'));
+    expect(marker).toMatchObject({ key, status: 415 });
+    expect(marker.reason).toMatch(/skl2onnx/);
+
+    const [again] = await ingest(key, 4, etag);
+    expect(again).toMatchObject({ outcome: 'skipped', reason: expect.stringMatching(/rejected before/) });
+    expect(fake.state.runs.size).toBe(runsBefore);
+    expect(await query('SELECT 1 FROM model_files WHERE source = $1', [`s3://${BUCKET()}/${key}`])).toEqual([]);
+  });
+
+  it('rejects a model of the wrong width with a 422 marker', async () => {
+    const key = 'incoming/drop/narrow.onnx';
+    const bytes = buildLinearRegressor({ coefficients: [1, 2, 3], intercept: 0 });
+    const [result] = await ingest(key, bytes.byteLength, await putIncoming(key, bytes));
+    expect(result).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/3 features/) });
+    const marker = JSON.parse(Buffer.from((await getObject(`rejected/${key}.json`))!.bytes).toString('utf8'));
+    expect(marker.status).toBe(422);
+  });
+});
+
+describe('POST /model/upload-url', () => {
+  it('presigns a PUT that a plain HTTP client can use, and the drop folder registers the file with the signed metrics', async () => {
+    const { status, body } = await postJson(uploadUrlHandler, '/model/upload-url', { model_name: 'large', filename: 'Modelo grande é.onnx', r2_score: 0.9 });
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ key: 'incoming/large/Modelo grande é.onnx', expires_in: 900, method: 'PUT' });
+
+    // What `curl -T model.onnx "$url"` does: a PUT of the bytes, no extra headers.
+    const bytes = model(71);
+    const put = await fetch(body.url, { method: 'PUT', body: bytes });
+    expect(put.status).toBe(200);
+    const etag = put.headers.get('etag')!.replace(/"/g, '');
+    const [result] = await ingest(body.key, bytes.byteLength, etag);
+    expect(result).toMatchObject({ outcome: 'registered', model_name: 'large', version: '1' });
+    const [run] = fakeRuns('large');
+    expect(Object.fromEntries(run!.metrics.map((m) => [m.key, m.value]))).toEqual({ r2_score: 0.9 });
+  });
+
+  it.each([
+    [{ model_name: 'large', filename: 'model.pkl' }, 415, /skl2onnx/],
+    [{ model_name: 'large', filename: 'model.txt' }, 400, /must end in .onnx/],
+    [{ model_name: 'large', filename: '../model.onnx' }, 400, /plain file name/],
+    [{ model_name: 'bad name', filename: 'model.onnx' }, 400, /model_name/],
+  ])('refuses %j with %i', async (request, status, message) => {
+    const { status: actual, body } = await postJson(uploadUrlHandler, '/model/upload-url', request);
+    expect(actual).toBe(status);
+    expect(body.detail).toMatch(message);
+  });
+});
