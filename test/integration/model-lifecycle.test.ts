@@ -345,8 +345,9 @@ describe('promotion', () => {
   });
 
   it('looks twice per invocation, so a promotion made between the passes is published by the second', async () => {
-    setTimeout(() => fakeModel('ui')!.aliases.set('production', 1), 100);
-    const passes = await syncPasses(() => 60_000, 400);
+    // The first pass takes well under 1.5 s even on the embedded PGlite; the second starts at 3 s.
+    setTimeout(() => fakeModel('ui')!.aliases.set('production', 1), 1_500);
+    const passes = await syncPasses(() => 60_000, 3_000);
     expect(passes).toHaveLength(2);
     expect(passes[0]!.models).toContainEqual({ model_name: 'ui', action: 'unchanged' });
     expect(passes[1]!.models).toContainEqual({ model_name: 'ui', action: 'published', version: '1' });
