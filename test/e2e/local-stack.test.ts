@@ -1,34 +1,17 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { freePort } from '../../scripts/local/ports.ts';
-import { startLocalStack, type LocalStack } from '../../scripts/local/stack.ts';
+import type { LocalStack } from '../../scripts/local/stack.ts';
 import { SEED_EXAMPLE } from '../helpers/fixtures.ts';
+import { startTestStack } from '../helpers/stack.ts';
 
-// Starts the stack the way `npm start` does (own emulators, serverless-offline, bridge) and talks HTTP to it.
+// Starts the stack the way `npm start` does and talks HTTP to it.
 let stack: LocalStack;
-let dataDir: string;
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'hubfolio-e2e-'));
-  const env = { ...process.env };
-  // The stack brings its own emulators; it keeps the run's PostgreSQL (DATABASE_URL) as a user would.
-  for (const name of ['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_SQS', 'MODEL_BUCKET', 'PREDICTIONS_QUEUE_URL']) delete env[name];
-  stack = await startLocalStack({
-    env,
-    dataDir,
-    ephemeral: true,
-    port: await freePort(),
-    s3Port: await freePort(),
-    sqsPort: await freePort(),
-    offlineOutput: 'ignore',
-  });
+  stack = await startTestStack();
 }, 180_000);
 
 afterAll(async () => {
   await stack?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
 });
 
 const post = (path: string, body: unknown) =>

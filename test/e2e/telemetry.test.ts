@@ -1,39 +1,23 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { freePort } from '../../scripts/local/ports.ts';
-import { startLocalStack, type LocalStack } from '../../scripts/local/stack.ts';
+import type { LocalStack } from '../../scripts/local/stack.ts';
 import { startFakeThingsBoard, type FakeThingsBoard } from '../fakes/thingsboard.ts';
 import { query, SEED_EXAMPLE } from '../helpers/fixtures.ts';
+import { startTestStack } from '../helpers/stack.ts';
 
 // `npm start` with a ThingsBoard stand-in in THINGSBOARD_URL: /predict → SQS → bridge → telemetryForwarder (serverless-offline) → ThingsBoard.
 let stack: LocalStack;
-let dataDir: string;
 let tb: FakeThingsBoard;
 let token: string;
 
 beforeAll(async () => {
   tb = await startFakeThingsBoard();
   token = tb.addDevice('HubFólio Predictions').token;
-  dataDir = mkdtempSync(join(tmpdir(), 'hubfolio-e2e-telemetry-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, THINGSBOARD_URL: tb.url, THINGSBOARD_DEVICE_TOKEN: token };
-  for (const name of ['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_SQS', 'MODEL_BUCKET', 'PREDICTIONS_QUEUE_URL', 'PREDICTIONS_DLQ_URL']) delete env[name];
-  stack = await startLocalStack({
-    env,
-    dataDir,
-    ephemeral: true,
-    port: await freePort(),
-    s3Port: await freePort(),
-    sqsPort: await freePort(),
-    offlineOutput: 'ignore',
-  });
+  stack = await startTestStack({ THINGSBOARD_URL: tb.url, THINGSBOARD_DEVICE_TOKEN: token });
 }, 180_000);
 
 afterAll(async () => {
   await stack?.stop();
   await tb?.close();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 const post = async (path: string, body: unknown) => {

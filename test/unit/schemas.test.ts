@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { classify, predictRequestSchema, toIq } from '#shared/schemas';
+import { SEED_EXAMPLE } from '../helpers/fixtures.ts';
 
 describe('classify', () => {
   it.each([
@@ -23,17 +24,7 @@ describe('toIq', () => {
 });
 
 describe('predictRequestSchema', () => {
-  const valid = {
-    user_id: 1,
-    projetos_min: 3,
-    habilidades_min: 10,
-    kw_contexto: 4,
-    kw_processo: 3,
-    kw_resultado: 4,
-    consistencia_visual_score: 80,
-    bio: true,
-    contatos: true,
-  };
+  const valid = SEED_EXAMPLE;
 
   it('accepts the seed example, with or without portfolio_id', () => {
     expect(predictRequestSchema.parse(valid)).toEqual(valid);
