@@ -6,7 +6,7 @@ import { pool } from '#shared/db';
 import { fieldIssues } from '#shared/http';
 import { logger } from '#shared/log';
 import { PREDICTION_MESSAGE_VERSION, predictionMessageSchema, type PredictionMessage } from '#shared/messages';
-import { markDelivered } from '#shared/prediction-store';
+import { markSeenByConsumer } from '#shared/prediction-store';
 import { sqs } from '#shared/queue';
 import { sendMessages, type OutgoingMessage } from '#shared/sqs-batch';
 import { thingsBoard, toTelemetryPoint, type DeliveryReport, type TelemetryPoint, type ThingsBoardClient } from '#shared/telemetry';
@@ -15,7 +15,8 @@ import { thingsBoard, toTelemetryPoint, type DeliveryReport, type TelemetryPoint
  * The telemetry consumer: queued predictions → one ThingsBoard request per batch.
  *
  * Every record ends in exactly one of four ways, and only the last is reported to SQS as failed:
- * - delivered: ThingsBoard took the point; the row gets `delivered_at`.
+ * - delivered: ThingsBoard took the point; the row gets `delivered_at`. (Every prediction received
+ *   gets `enqueued_at`: the consumer is what confirms a send from /predict, see shared/relay.ts.)
  * - parked: it can never be delivered as it is (not a prediction message, or ThingsBoard's parser
  *   refuses it, or ThingsBoard failed it for over an hour): the original body goes to the DLQ with
  *   a `reason` attribute, where `npm run dlq:redrive` can send it back once the cause is fixed.
@@ -173,12 +174,13 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
     }
   }
 
-  async function recordDelivered(ids: string[]): Promise<void> {
+  /** Confirms every received prediction as queued (the relay then leaves it alone) and the delivered ones as delivered. */
+  async function recordSeen(seen: string[], delivered: string[]): Promise<void> {
     try {
-      await markDelivered(o.db, ids);
+      await markSeenByConsumer(o.db, seen, delivered);
     } catch (error) {
       // ThingsBoard has the points: failing the records would only re-send them. delivered_at stays empty.
-      logger.error('could not record delivered_at; the points were delivered', { predictions: ids.length, error: error as Error });
+      logger.error('could not record delivered_at; the points were delivered', { predictions: delivered.length, error: error as Error });
     }
   }
 
@@ -271,7 +273,8 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
     }
 
     const delivered = report.delivered.map((point) => item(point).message.prediction_id);
-    const [, unparked, unretried] = await Promise.all([recordDelivered(delivered), park(parked), retry(retries)]);
+    const seen = [...byPoint.values()].map(({ message }) => message.prediction_id);
+    const [, unparked, unretried] = await Promise.all([recordSeen(seen, delivered), park(parked), retry(retries)]);
     const failures = [...unparked, ...unretried];
     logger.info('telemetry batch forwarded', {
       received: records.length,

@@ -66,7 +66,7 @@ export async function insertPredictions(db: pg.Pool | pg.PoolClient, rows: NewPr
   return rows.map((row, i) => ({ ...row, ts: firstMs + i, created_at: new Date(firstMs + i).toISOString() }));
 }
 
-/** Marks predictions as accepted by the queue. */
+/** Marks predictions as accepted by the queue (the relay, after its own send). */
 export async function markEnqueued(db: pg.Pool | pg.PoolClient, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
   await db.query('UPDATE predictions SET enqueued_at = now() WHERE id = ANY($1::uuid[])', [ids]);
@@ -86,28 +86,44 @@ export async function markEnqueueFailed(db: pg.Pool | pg.PoolClient, ids: string
  * duplicate or redriven message re-sends the same point (ThingsBoard overwrites it) and leaves the
  * row alone. Bounded in time, because the telemetry consumer must answer within its Lambda timeout.
  */
-export async function markDelivered(db: pg.Pool | pg.PoolClient, ids: string[]): Promise<void> {
-  if (ids.length === 0) return;
+/**
+ * What the telemetry consumer saw: every prediction of a batch is confirmed as queued
+ * (`enqueued_at`), and the delivered ones get `delivered_at`. One statement per batch; the first
+ * time is kept when a duplicate arrives.
+ */
+export async function markSeenByConsumer(db: pg.Pool | pg.PoolClient, seen: string[], delivered: string[]): Promise<void> {
+  if (seen.length === 0) return;
   await db.query({
-    text: 'UPDATE predictions SET delivered_at = now() WHERE id = ANY($1::uuid[]) AND delivered_at IS NULL',
-    values: [ids],
+    text: `UPDATE predictions
+              SET enqueued_at = COALESCE(enqueued_at, now()),
+                  delivered_at = CASE WHEN id = ANY($2::uuid[]) THEN COALESCE(delivered_at, now()) ELSE delivered_at END
+            WHERE id = ANY($1::uuid[])
+              AND (enqueued_at IS NULL OR (delivered_at IS NULL AND id = ANY($2::uuid[])))`,
+    values: [seen, delivered],
     query_timeout: 5_000,
   } as pg.QueryConfig);
 }
 
 /**
- * Locks up to `limit` predictions that the queue never accepted and that are older than `graceMs`
- * (so a /predict still inside its own send is never raced). SKIP LOCKED lets relays run side by side
- * without taking the same rows. Call inside a transaction.
+ * Locks up to `limit` predictions the queue may not have: those whose send failed (older than
+ * `failedGraceMs`), and those nothing has confirmed for `unconfirmedGraceMs` — a /predict that
+ * stopped between its INSERT and its send. SKIP LOCKED lets relays run side by side without taking
+ * the same rows. Call inside a transaction.
  */
-export async function lockNotEnqueued(client: pg.PoolClient, graceMs: number, limit: number): Promise<PredictionRow[]> {
+export async function lockNotEnqueued(
+  client: pg.PoolClient,
+  grace: { failedGraceMs: number; unconfirmedGraceMs: number },
+  limit: number,
+): Promise<PredictionRow[]> {
   const { rows } = await client.query(
     `SELECT * FROM predictions
-      WHERE enqueued_at IS NULL AND created_at < now() - make_interval(secs => $1::float8 / 1000)
+      WHERE enqueued_at IS NULL
+        AND ((enqueue_attempts > 0 AND created_at < now() - make_interval(secs => $1::float8 / 1000))
+             OR created_at < now() - make_interval(secs => $2::float8 / 1000))
       ORDER BY created_at
-      LIMIT $2
+      LIMIT $3
       FOR UPDATE SKIP LOCKED`,
-    [graceMs, limit],
+    [grace.failedGraceMs, grace.unconfirmedGraceMs, limit],
   );
   return rows.map(fromDb);
 }

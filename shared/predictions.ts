@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { pool } from '#shared/db';
 import { logger } from '#shared/log';
 import type { FeatureName } from '#shared/model';
-import { insertPredictions, markEnqueued, markEnqueueFailed, type PredictionRow } from '#shared/prediction-store';
+import { insertPredictions, markEnqueueFailed, type PredictionRow } from '#shared/prediction-store';
 import { sendPredictions } from '#shared/queue';
 import { classify, toIq, type PredictRequest, type PredictResponse } from '#shared/schemas';
 import { servingModels } from '#shared/serving';
@@ -36,7 +36,7 @@ export function toResponse(row: PredictionRow): PredictResponse {
 /**
  * Scores inputs with the serving model (one inference run), stores them (one statement), then
  * hands them to the queue. A queue failure does not fail the request: the rows stay not enqueued
- * and the relay sends them later.
+ * and the relay sends them later. One round trip to PostgreSQL and one to SQS on the happy path.
  */
 export async function predict(inputs: PredictRequest[]): Promise<PredictResponse[]> {
   const { model, pointer } = await servingModels().get();
@@ -62,17 +62,18 @@ export async function predict(inputs: PredictRequest[]): Promise<PredictResponse
   return stored.map(toResponse);
 }
 
-/** Sends stored rows to the queue and records the outcome; never throws. */
-export async function enqueue(rows: PredictionRow[]): Promise<void> {
-  const { sent, failed } = await sendPredictions(rows);
+/**
+ * Sends stored rows to the queue; never throws. Success costs no write: the telemetry consumer
+ * confirms what it receives. A failure is recorded on the rows, and the relay re-sends them.
+ */
+async function enqueue(rows: PredictionRow[]): Promise<void> {
+  const { failed } = await sendPredictions(rows);
+  if (failed.length === 0) return;
+  logger.warn('queue refused predictions; the relay will re-send them', { count: failed.length, reason: failed[0]!.reason });
   try {
-    await markEnqueued(pool(), sent);
-    if (failed.length > 0) {
-      logger.warn('queue refused predictions; the relay will re-send them', { count: failed.length, reason: failed[0]!.reason });
-      await markEnqueueFailed(pool(), failed.map((f) => f.id), failed[0]!.reason);
-    }
+    await markEnqueueFailed(pool(), failed.map((f) => f.id), failed[0]!.reason);
   } catch (error) {
-    // The rows are stored; at worst the relay sends a sent row again and ThingsBoard overwrites the same ts.
-    logger.error('could not record the queue outcome', { error: error as Error });
+    // The rows are stored; the relay still finds them once its unconfirmed grace has passed.
+    logger.error('could not record the failed send', { error: error as Error });
   }
 }

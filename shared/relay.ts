@@ -4,11 +4,13 @@ import { lockNotEnqueued, markEnqueued, markEnqueueFailed } from '#shared/predic
 import { sendPredictions } from '#shared/queue';
 
 /**
- * Rows younger than this may still be inside their own /predict send: the relay leaves them alone.
- * It must exceed the predict functions' timeout (serverless.yml), so that a row the relay picks up
- * belongs to an invocation that has ended.
+ * When the relay re-sends a row. A /predict records a failed send on the row, so such rows can go
+ * at once. A row nothing has confirmed (neither the relay nor the telemetry consumer, which marks
+ * every prediction it receives) is re-sent after the second grace: its /predict stopped between
+ * the INSERT and the send. That grace is far above the predict functions' timeout (serverless.yml)
+ * and the time a message waits for the consumer, so a row still on its way is not sent again.
  */
-export const RELAY_GRACE_MS = 60_000;
+export const RELAY_GRACE = { failedGraceMs: 0, unconfirmedGraceMs: 15 * 60_000 };
 
 export interface RelayOutcome {
   sent: number;
@@ -16,15 +18,15 @@ export interface RelayOutcome {
 }
 
 /**
- * Re-sends stored predictions that the queue never accepted. The rows are locked (SKIP LOCKED) and
- * marked in the same transaction as their send, so two relays never send the same row and a row the
- * relay sent is never sent again by it.
+ * Re-sends stored predictions the queue may not have. The rows are locked (SKIP LOCKED) and
+ * marked in the same transaction as their send, so two relays never send the same row and a row
+ * the relay sent is never sent again by it.
  */
-export async function relayNotEnqueued({ graceMs = RELAY_GRACE_MS, limit = 500 } = {}): Promise<RelayOutcome> {
+export async function relayNotEnqueued({ grace = RELAY_GRACE, limit = 500 } = {}): Promise<RelayOutcome> {
   const client = await pool().connect();
   try {
     await client.query('BEGIN');
-    const rows = await lockNotEnqueued(client, graceMs, limit);
+    const rows = await lockNotEnqueued(client, grace, limit);
     const { sent, failed } = await sendPredictions(rows);
     await markEnqueued(client, sent);
     if (failed.length > 0) await markEnqueueFailed(client, failed.map((f) => f.id), failed[0]!.reason);

@@ -185,7 +185,10 @@ function expectExactlyOnce(rows: PredictionRow[], deviceToken = token, ownDevice
 }
 
 const deliveredAt = async (rows: PredictionRow[]) =>
-  query<{ id: string; delivered_at: Date | null }>('SELECT id, delivered_at FROM predictions WHERE id = ANY($1::uuid[])', [rows.map((r) => r.id)]);
+  query<{ id: string; enqueued_at: Date | null; delivered_at: Date | null }>(
+    'SELECT id, enqueued_at, delivered_at FROM predictions WHERE id = ANY($1::uuid[])',
+    [rows.map((r) => r.id)],
+  );
 
 const client = (overrides: Partial<{ url: string | undefined; deviceToken: string | undefined }> = {}): ThingsBoardClient =>
   createThingsBoardClient({ url: tb.url, deviceToken: token, ...overrides });
@@ -214,7 +217,7 @@ describe('telemetry forwarder', () => {
       expect(Object.keys(values).sort()).toEqual([...expectedKeys].sort());
       expect(values).toMatchObject({ predicted_iq: row.predicted_iq, classification: row.classification, user_id: row.input.user_id, model_version: 3 });
     }
-    expect((await deliveredAt(rows)).every((r) => r.delivered_at instanceof Date)).toBe(true);
+    expect((await deliveredAt(rows)).every((r) => r.delivered_at instanceof Date && r.enqueued_at instanceof Date)).toBe(true);
   });
 
   it('parks a poison point, a malformed body and an unknown version with their reasons while the rest is delivered', async () => {
@@ -320,7 +323,10 @@ describe('telemetry forwarder', () => {
     });
     expect(await depth()).toMatchObject({ delayed: 5 }); // waiting on the queue, not dropped
     expect(await total(DLQ_URL)).toBe(0);
-    expect((await deliveredAt(rows)).every((r) => r.delivered_at === null)).toBe(true);
+    const waiting = await deliveredAt(rows);
+    expect(waiting.every((r) => r.delivered_at === null)).toBe(true);
+    // Received, so confirmed as queued: the relay leaves these rows alone while they wait.
+    expect(waiting.every((r) => r.enqueued_at instanceof Date)).toBe(true);
 
     forward = configured; // THINGSBOARD_URL and the token are set
 

@@ -33,7 +33,8 @@ describe('POST /predict', () => {
     const rows = await rowsFor(1002);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ id: body.prediction_id, predicted_iq: 82.5, raw_score: 82.5, classification: 'Bom' });
-    expect(rows[0].enqueued_at).not.toBeNull();
+    // A successful send costs no write: the row waits for the consumer's confirmation.
+    expect(rows[0]).toMatchObject({ enqueued_at: null, enqueue_attempts: 0, last_enqueue_error: null });
 
     const messages = await drainQueue();
     expect(messages).toHaveLength(1);

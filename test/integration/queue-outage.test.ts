@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { handler as predictHandler } from '../../functions/predict/handler.ts';
+import { randomUUID } from 'node:crypto';
+import { pool } from '#shared/db';
+import { insertPredictions, markSeenByConsumer } from '#shared/prediction-store';
 import { relayNotEnqueued } from '#shared/relay';
 import { startSqs } from '../../scripts/local/emulators.ts';
 import { freePort } from '../../scripts/local/ports.ts';
@@ -42,12 +45,14 @@ it('keeps a prediction made while SQS is down and relays it exactly once when SQ
   expect(pending.last_enqueue_error).toBeTruthy();
 
   // The relay while SQS is still down sends nothing and loses nothing.
-  expect(await relayNotEnqueued({ graceMs: 0 })).toMatchObject({ sent: 0 });
+  expect(await relayNotEnqueued()).toMatchObject({ sent: 0 });
+  const [stillPending] = await query('SELECT enqueued_at, enqueue_attempts FROM predictions WHERE id = $1', [body.prediction_id]);
+  expect(stillPending).toMatchObject({ enqueued_at: null, enqueue_attempts: 2 });
 
   const queueUrl = await startQueue();
   expect(queueUrl).toBe(process.env.PREDICTIONS_QUEUE_URL);
-  await relayNotEnqueued({ graceMs: 0 });
-  await relayNotEnqueued({ graceMs: 0 });
+  await relayNotEnqueued();
+  await relayNotEnqueued();
 
   const messages = await drainQueue(queueUrl);
   expect(messages.filter((m) => JSON.parse(m.Body!).prediction_id === body.prediction_id)).toHaveLength(1);
@@ -55,14 +60,28 @@ it('keeps a prediction made while SQS is down and relays it exactly once when SQ
   expect(sent.enqueued_at).not.toBeNull();
 });
 
-it('leaves young rows to their own request (grace period)', async () => {
-  await sqs!.stop();
-  sqs = undefined;
-  const { body } = await postJson(predictHandler, '/predict', { ...SEED_EXAMPLE, user_id: 4002 });
-  await startQueue();
-  expect(await relayNotEnqueued({ graceMs: 60_000 })).toMatchObject({ sent: 0 });
-  const [row] = await query('SELECT enqueued_at FROM predictions WHERE id = $1', [body.prediction_id]);
-  expect(row.enqueued_at).toBeNull();
+it('re-sends a row that was never sent only after the unconfirmed grace, and never one the consumer confirmed', async () => {
+  // A /predict that stopped between its INSERT and its send: the row exists, no failure was recorded.
+  const newRow = (userId: number) => ({
+    id: randomUUID(),
+    input: { ...SEED_EXAMPLE, user_id: userId },
+    raw_score: 82.5,
+    predicted_iq: 82.5,
+    classification: 'Bom' as const,
+    model_name: 'hubfolio-model',
+    model_version: '0',
+  });
+  const [orphan, confirmed] = await insertPredictions(pool(), [newRow(4002), newRow(4002)]);
+  await markSeenByConsumer(pool(), [confirmed!.id], []);
+  const queueUrl = process.env.PREDICTIONS_QUEUE_URL!;
+  await drainQueue(queueUrl);
+
+  await relayNotEnqueued();
+  expect((await drainQueue(queueUrl)).filter((m) => JSON.parse(m.Body!).user_id === 4002)).toHaveLength(0);
+
+  await relayNotEnqueued({ grace: { failedGraceMs: 0, unconfirmedGraceMs: 0 } });
+  const ids = (await drainQueue(queueUrl)).map((m) => JSON.parse(m.Body!)).filter((m) => m.user_id === 4002).map((m) => m.prediction_id);
+  expect(ids).toEqual([orphan!.id]);
 });
 
 it('never sends one row twice when relays run side by side', async () => {
@@ -70,8 +89,8 @@ it('never sends one row twice when relays run side by side', async () => {
   sqs = undefined;
   for (let i = 0; i < 20; i++) await postJson(predictHandler, '/predict', { ...SEED_EXAMPLE, user_id: 4003 });
   const queueUrl = await startQueue();
-  await Promise.all([1, 2, 3].map(() => relayNotEnqueued({ graceMs: 0, limit: 8 })));
-  await relayNotEnqueued({ graceMs: 0 });
+  await Promise.all([1, 2, 3].map(() => relayNotEnqueued({ limit: 8 })));
+  await relayNotEnqueued();
   const messages = (await drainQueue(queueUrl)).map((m) => JSON.parse(m.Body!));
   const ids = messages.filter((m) => m.user_id === 4003).map((m) => m.prediction_id);
   const rows = await query('SELECT id, enqueued_at FROM predictions WHERE user_id = 4003');
