@@ -173,8 +173,9 @@ try {
   });
   try {
     // Warm-up: serverless-offline starts one worker ("container") per concurrent request, each with
-    // its own cold start; 16 connections for a while warm all of them, as a steady load would on AWS.
-    await autocannon(`${stack.url}/predict`, 16, 8, body);
+    // its own cold start (TypeScript compiled on the fly, model loaded). Sixteen at once on two cores
+    // take longer than the 10 s function timeout, so the load rises in steps, as it would on AWS.
+    for (const connections of [1, 4, 8, 16]) await autocannon(`${stack.url}/predict`, connections, 6, body);
     results.httpC1 = await autocannon(`${stack.url}/predict`, 1, 10, body);
     results.httpC16 = await autocannon(`${stack.url}/predict`, 16, 10, body);
   } finally {
