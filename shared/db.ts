@@ -13,6 +13,24 @@ export function pool(): pg.Pool {
   return sharedPool;
 }
 
+let firstConnection: Promise<void> | undefined;
+
+/**
+ * Opens the pool's first connection, once per container, so that a cold start can overlap it with
+ * other work (loading the model). Never rejects: the query that needs the connection reports errors.
+ */
+export function connectEarly(): Promise<void> {
+  firstConnection ??= pool()
+    .connect()
+    .then(
+      (client) => client.release(),
+      () => {
+        firstConnection = undefined;
+      },
+    );
+  return firstConnection;
+}
+
 export function createPool(connectionString: string, max = 4): pg.Pool {
   const created = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 60_000 });
   // An idle client losing its connection must not crash the container.

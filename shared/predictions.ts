@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { pool } from '#shared/db';
+import { connectEarly, pool } from '#shared/db';
 import { logger } from '#shared/log';
 import type { FeatureName } from '#shared/model';
 import { insertPredictions, markEnqueueFailed, type PredictionRow } from '#shared/prediction-store';
@@ -39,7 +39,7 @@ export function toResponse(row: PredictionRow): PredictResponse {
  * and the relay sends them later. One round trip to PostgreSQL and one to SQS on the happy path.
  */
 export async function predict(inputs: PredictRequest[]): Promise<PredictResponse[]> {
-  const { model, pointer } = await servingModels().get();
+  const [{ model, pointer }] = await Promise.all([servingModels().get(), connectEarly()]);
   const scores = await model.predict(inputs.map(features));
   if (!scores.every(Number.isFinite)) throw new Error(`serving model ${pointer.model_name} v${pointer.version} returned a non-finite score`);
   const stored = await insertPredictions(
