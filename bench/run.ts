@@ -243,6 +243,23 @@ rows marked delivered (none missing, none doubled when both equal ${f.prediction
 | 1,000-row batch under 100 ms | p50 ${r.batch1000.p50} ms | ${verdict(r.batch1000.p50 < 100)} |
 | cold start under 300 ms | ${round(r.coldStart.totalMs)} ms | ${verdict(r.coldStart.totalMs < 300)} |
 | forwarder ≥ 2,000 predictions/s | ${f.forwardedPerSecond}/s | ${verdict(f.forwardedPerSecond >= 2000)} |
+
+## Reading the figures
+
+- Everything here shares the machine's ${cpu.length} cores: PostgreSQL, the SQS and S3 emulators and the code under test. At
+  concurrency 16 the floor itself — a bare INSERT and SendMessage, no handler — reaches ${r.floorC16.perSecond}/s, and the handler
+  ${r.handlerC16.perSecond}/s (${Math.round((100 * r.handlerC16.perSecond) / r.floorC16.perSecond)}% of the floor). ${
+  r.floorC16.perSecond < 1000
+    ? 'A target of 1,000/s above a floor that cannot reach it here is a property of the machine, not of the handler; on AWS each concurrent request has a Lambda of its own and SQS and PostgreSQL are other machines.'
+    : ''
+}
+- A 1,000-row batch is one inference run, one INSERT of 1,000 rows, and 100 SendMessageBatch calls (SQS takes at most 10
+  messages per call, one message per prediction so that the consumer can retry and park each one alone); the emulator
+  answers those calls one at a time.
+- The cold start is a bundled handler (esbuild, minified, as \`npm run package\` builds it) required by a fresh Node process:
+  most of its module init is V8 compiling the ~2 MB bundle (AWS SDK S3 and SQS clients, zod, onnx-proto).
+- Over HTTP, serverless-offline adds its own worker-thread hop per request and starts one worker per concurrent request;
+  it is the local development path, not the deployed one.
 `;
 writeFileSync(resolve(ROOT, 'bench/RESULTS.md'), md);
 console.log(md);
