@@ -164,7 +164,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         invoke: (event) => invoke(BRIDGED.sqsConsumer, event),
         onError: (error) => log(`bridge: ${BRIDGED.sqsConsumer}: ${(error as Error).message}`),
       });
-      stops.splice(1, 0, bridge.stop); // stop polling before the emulators go away
+      stops.push(bridge.stop); // stopped first (stops run in reverse): no polling of a stopped emulator
     }
     return { url, env: stackEnv, queueUrl, dlqUrl, endpoints, stop: stopAll };
   } catch (error) {
