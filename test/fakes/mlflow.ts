@@ -159,12 +159,6 @@ function optionalNumber(input: Input, field: string): number | undefined {
   return value;
 }
 
-function requiredNumber(input: Input, field: string): number {
-  const value = optionalNumber(input, field);
-  if (value === undefined) throw invalid(`Missing value for required parameter '${field}'. ${API_DOCS_HINT}`);
-  return value;
-}
-
 function requiredBoolean(input: Input, field: string): boolean {
   const value = input[field];
   if (value === undefined || value === null) throw invalid(`Missing value for required parameter '${field}'. ${API_DOCS_HINT}`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FEATURES, type FeatureRow } from '#shared/model';
+import { FEATURES } from '#shared/model';
 import { readServingPointer, ServingModelCache } from '#shared/serving';
 import { handler as exportHandler } from '../../functions/model-export/handler.ts';
 import { handler as infoHandler } from '../../functions/model-info/handler.ts';
@@ -7,13 +7,13 @@ import { handler as promoteHandler } from '../../functions/model-promote/handler
 import { handler as uploadHandler } from '../../functions/model-upload/handler.ts';
 import { handler as syncHandler } from '../../functions/model-sync/handler.ts';
 import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
+import { servedVersion } from '../helpers/serving.ts';
 import { httpEvent, invokeHttp, lambdaContext, postJson } from '../helpers/lambda.ts';
 
 // Without MLFLOW_TRACKING_URI (the local stack's default) the suite numbers versions itself.
 delete process.env.MLFLOW_TRACKING_URI;
 
 const NAME = 'local-model';
-const ZEROS = Object.fromEntries(FEATURES.map((f) => [f, 0])) as FeatureRow;
 /** Predicts `id` for a row of zeros; ids differ from the other test files' so that the files differ too. */
 const model = (id: number) => buildLinearRegressor({ coefficients: FEATURES.map((_, i) => id + i / 4), intercept: id, features: FEATURES });
 
@@ -26,15 +26,6 @@ async function upload(fields: Record<string, string>, bytes: Uint8Array) {
   return invokeHttp(uploadHandler, httpEvent({ path: '/model/upload', body, headers: { 'content-type': request.headers.get('content-type')! } }));
 }
 
-async function served(cache: ServingModelCache, version: string): Promise<number> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const current = await cache.get();
-    if (current.pointer.version === version) return (await current.model.predict([ZEROS]))[0]!;
-    if (Date.now() > deadline) throw new Error(`still serving v${current.pointer.version}, expected v${version}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const cache = new ServingModelCache(NAME, 100);
 
@@ -53,24 +44,24 @@ describe('without MLflow', () => {
     });
     expect(body.mlflow_error).toMatch(/MLFLOW_TRACKING_URI is unset/);
     expect(body.s3_key).toMatch(/^models\/local-model\/v1\/local-model_v1_\d{8}_\d{6}\.onnx$/);
-    expect(await served(cache, '1')).toBe(101);
+    expect(await servedVersion(cache, '1')).toBe(101);
 
     const second = await upload({ model_name: NAME }, model(102));
     expect(second.body).toMatchObject({ model_version: '2', promoted: true });
-    expect(await served(cache, '2')).toBe(102);
+    expect(await servedVersion(cache, '2')).toBe(102);
   });
 
   it('answers the same version for the same file, and uploading an earlier file again makes it serve', async () => {
     const { body } = await upload({ model_name: NAME }, model(101));
     expect(body).toMatchObject({ model_version: '1', already_registered: true, promoted: true });
-    expect(await served(cache, '1')).toBe(101);
+    expect(await servedVersion(cache, '1')).toBe(101);
   });
 
   it('promotes a version by number, and refuses aliases MLflow would hold', async () => {
     const { status, body } = await postJson(promoteHandler, '/model/promote', { model_name: NAME, version: '2' });
     expect(status).toBe(200);
     expect(body).toMatchObject({ version: '2', serving: true });
-    expect(await served(cache, '2')).toBe(102);
+    expect(await servedVersion(cache, '2')).toBe(102);
 
     const alias = await postJson(promoteHandler, '/model/promote', { model_name: NAME, version: '1', alias: 'champion' });
     expect(alias.status).toBe(400);

@@ -18,6 +18,7 @@ import { s3NotificationEvent } from '../../scripts/local/bridge.ts';
 import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
 import { startFakeMlflow, type FakeMlflow } from '../fakes/mlflow.ts';
 import { query } from '../helpers/fixtures.ts';
+import { servedVersion } from '../helpers/serving.ts';
 import { httpEvent, invokeHttp, lambdaContext, postJson } from '../helpers/lambda.ts';
 
 // The registry client is built on first use from the configuration: point it at the fake first.
@@ -72,16 +73,6 @@ const fakeModel = (name: string) => fake.state.registeredModels.get(name);
 const fakeRuns = (modelName: string) => [...fake.state.runs.values()].filter((r) => r.tags.get('model_name') === modelName);
 const rows = (modelName: string) => query('SELECT * FROM model_files WHERE model_name = $1', [modelName]);
 
-/** Waits until a running predict function's cache serves `version` (it re-checks every 100 ms here). */
-async function servedVersion(cache: ServingModelCache, version: string): Promise<number> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const current = await cache.get();
-    if (current.pointer.version === version) return (await current.model.predict([ZEROS]))[0]!;
-    if (Date.now() > deadline) throw new Error(`still serving v${current.pointer.version}, expected v${version}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('POST /model/upload', () => {
   it('registers the model with its metrics, exports it at the seed’s key and makes it serve', async () => {
