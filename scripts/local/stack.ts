@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { migrate } from '#shared/migrations';
+import { readLocalThingsBoardToken } from '../provision-thingsboard.ts';
 import { lambdaInvoker, s3NotificationEvent, startSqsBridge } from './bridge.ts';
 import { S3RVER_CREDENTIALS, startPostgres, startS3, startSqs, type S3ObjectCreated } from './emulators.ts';
 import { freePort, waitForHttp } from './ports.ts';
@@ -44,13 +45,6 @@ export interface LocalStack {
 function declaredFunctions(): Set<string> {
   const yml = readFileSync(resolve(ROOT, 'serverless.yml'), 'utf8');
   return new Set([...yml.matchAll(/^ {2}([A-Za-z]+):\n {4}handler:/gm)].map((m) => m[1]!));
-}
-
-/** Reads THINGSBOARD_DEVICE_TOKEN from `.local/thingsboard.env`, where `npm run thingsboard:provision` writes it. */
-function provisionedDeviceToken(): string | undefined {
-  const file = resolve(ROOT, '.local/thingsboard.env');
-  if (!existsSync(file)) return undefined;
-  return /^THINGSBOARD_DEVICE_TOKEN=(.+)$/m.exec(readFileSync(file, 'utf8'))?.[1]?.trim();
 }
 
 /**
@@ -109,7 +103,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     const port = options.port ?? 3000;
     const lambdaPort = options.lambdaPort ?? (await freePort());
-    const deviceToken = env.THINGSBOARD_DEVICE_TOKEN || provisionedDeviceToken();
+    // `npm run thingsboard:provision` writes the token to .local/thingsboard.env.
+    const deviceToken = env.THINGSBOARD_DEVICE_TOKEN || readLocalThingsBoardToken();
     const stackEnv: Record<string, string> = {
       ...credentials,
       AWS_REGION: region,
