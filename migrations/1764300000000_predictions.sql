@@ -9,6 +9,26 @@ CREATE TABLE prediction_clock (
 );
 INSERT INTO prediction_clock (id, last_ms) VALUES (true, 0);
 
+-- `n` consecutive unique timestamps at or after the wall clock. Called as a statement of its own
+-- with an asynchronous commit, so the clock row is locked for microseconds instead of for a whole
+-- INSERT and its fsync: concurrent predictions do not queue behind each other's commits, and no
+-- session state is left behind (connection poolers such as RDS Proxy do not pin). An allocation
+-- lost in a database crash can only hand out a ts again if predictions ran ahead of the wall clock
+-- by longer than the restart took; the UNIQUE index on predictions.ts refuses such a row and the
+-- caller allocates again.
+CREATE FUNCTION allocate_prediction_ts(n integer) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  first_ms bigint;
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  UPDATE prediction_clock
+     SET last_ms = GREATEST(last_ms, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint - 1) + n
+  RETURNING last_ms - n + 1 INTO first_ms;
+  RETURN first_ms;
+END;
+$$;
+
 CREATE TABLE predictions (
   id uuid PRIMARY KEY,
   ts bigint NOT NULL UNIQUE,
@@ -41,4 +61,5 @@ CREATE INDEX predictions_user_idx ON predictions (user_id, created_at DESC);
 
 -- Down Migration
 DROP TABLE predictions;
+DROP FUNCTION allocate_prediction_ts(integer);
 DROP TABLE prediction_clock;

@@ -16,32 +16,41 @@ export interface PredictionRow {
 
 export type NewPrediction = Omit<PredictionRow, 'ts' | 'created_at'>;
 
+const UNIQUE_VIOLATION = '23505';
+
 /**
- * Stores predictions with one statement for 1 or 1,000 rows. `allocate_prediction_ts` (see the
- * migrations) hands out consecutive unique millisecond timestamps at or after the wall clock:
- * ThingsBoard keys data points by (device, key, ts), so two predictions with one ts would overwrite
- * each other on the dashboard.
+ * Stores predictions: one statement for 1 or 1,000 rows, after `allocate_prediction_ts` (see the
+ * first migration) handed out consecutive unique millisecond timestamps. ThingsBoard keys data points by
+ * (device, key, ts): two predictions with one ts would overwrite each other on the dashboard.
  */
 export async function insertPredictions(db: pg.Pool | pg.PoolClient, rows: NewPrediction[]): Promise<PredictionRow[]> {
+  try {
+    return await insertWithTimestamps(db, rows);
+  } catch (error) {
+    // Only after a database crash lost clock updates (see the migration): allocate again, once.
+    if ((error as { code?: string; constraint?: string }).code !== UNIQUE_VIOLATION || (error as { constraint?: string }).constraint !== 'predictions_ts_key') throw error;
+    return insertWithTimestamps(db, rows);
+  }
+}
+
+async function insertWithTimestamps(db: pg.Pool | pg.PoolClient, rows: NewPrediction[]): Promise<PredictionRow[]> {
+  const { rows: [clock] } = await db.query<{ first_ms: number }>('SELECT allocate_prediction_ts($1) AS first_ms', [rows.length]);
+  const firstMs = Number(clock!.first_ms);
   const column = <T>(pick: (row: NewPrediction) => T) => rows.map(pick);
-  const { rows: [clock] } = await db.query<{ first_ms: number }>(
-    `WITH clock AS (SELECT allocate_prediction_ts(cardinality($1::uuid[])) AS first_ms),
-     inserted AS (
-     INSERT INTO predictions (id, ts, created_at, user_id, portfolio_id, projetos_min, habilidades_min, kw_contexto,
+  await db.query(
+    `INSERT INTO predictions (id, ts, created_at, user_id, portfolio_id, projetos_min, habilidades_min, kw_contexto,
                               kw_processo, kw_resultado, consistencia_visual_score, bio, contatos, raw_score,
                               predicted_iq, classification, model_name, model_version)
-     SELECT r.id, clock.first_ms + r.ord - 1, to_timestamp((clock.first_ms + r.ord - 1) / 1000.0), r.user_id, r.portfolio_id,
+     SELECT r.id, $1::bigint + r.ord - 1, to_timestamp(($1::bigint + r.ord - 1) / 1000.0), r.user_id, r.portfolio_id,
             r.projetos_min, r.habilidades_min, r.kw_contexto, r.kw_processo, r.kw_resultado, r.consistencia_visual_score,
             r.bio, r.contatos, r.raw_score, r.predicted_iq, r.classification, r.model_name, r.model_version
-       FROM clock, unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int[],
-                   $9::float8[], $10::bool[], $11::bool[], $12::float8[], $13::numeric[], $14::text[], $15::text[], $16::text[])
+       FROM unnest($2::uuid[], $3::bigint[], $4::bigint[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[],
+                   $10::float8[], $11::bool[], $12::bool[], $13::float8[], $14::numeric[], $15::text[], $16::text[], $17::text[])
             WITH ORDINALITY AS r(id, user_id, portfolio_id, projetos_min, habilidades_min, kw_contexto, kw_processo, kw_resultado,
                                  consistencia_visual_score, bio, contatos, raw_score, predicted_iq, classification, model_name,
-                                 model_version, ord)
-     -- A data-modifying CTE always runs to completion, whether or not the outer query reads it.
-     )
-     SELECT first_ms FROM clock`,
+                                 model_version, ord)`,
     [
+      firstMs,
       column((r) => r.id),
       column((r) => r.input.user_id),
       column((r) => r.input.portfolio_id ?? null),
@@ -60,7 +69,6 @@ export async function insertPredictions(db: pg.Pool | pg.PoolClient, rows: NewPr
       column((r) => r.model_version),
     ],
   );
-  const firstMs = Number(clock!.first_ms);
   return rows.map((row, i) => ({ ...row, ts: firstMs + i, created_at: new Date(firstMs + i).toISOString() }));
 }
 
