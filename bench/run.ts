@@ -19,7 +19,7 @@ import { ensureBucket, ensureQueues, seedSampleModel, sqsClient } from '../scrip
 import { ROOT, SAMPLE_MODEL, startLocalStack } from '../scripts/local/stack.ts';
 import { httpEvent, lambdaContext } from '../test/helpers/lambda.ts';
 import { benchForwarder, type ForwarderBenchResult } from './forwarder.ts';
-import { measure, round } from './stats.ts';
+import { measure, measureAlternating, round } from './stats.ts';
 
 const SEED = { user_id: 1, projetos_min: 3, habilidades_min: 10, kw_contexto: 4, kw_processo: 3, kw_resultado: 4, consistencia_visual_score: 80, bio: true, contatos: true };
 const execFileAsync = promisify(execFile);
@@ -103,7 +103,6 @@ await seedSampleModel(endpoints, 'bench-models', 'hubfolio-model', SAMPLE_MODEL)
 const results: Record<string, unknown> = {};
 try {
   // Floor: what one prediction cannot avoid — one INSERT and one SendMessage, no handler.
-  log('floor: raw INSERT + SendMessage');
   const floorPool = new pg.Pool({ connectionString: db.url, max: 4 });
   const floorSqs = sqsClient(endpoints);
   let floorTs = 1;
@@ -118,12 +117,7 @@ try {
     );
     await floorSqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify({ id, ts }) }));
   };
-  await measure(200, 1, floorOnce); // warm-up
-  results.floorC1 = await measure(2000, 1, floorOnce);
-  results.floorC16 = await measure(4000, 16, floorOnce);
-  await floorPool.end();
-
-  log('handler in-process: /predict');
+  log('handler in-process: /predict, in alternating rounds with the floor');
   const { handler: predict } = await import('../functions/predict/handler.ts');
   const { handler: predictBatch } = await import('../functions/predict-batch/handler.ts');
   const body = JSON.stringify(SEED);
@@ -131,9 +125,15 @@ try {
     const result = (await predict(httpEvent({ path: '/predict', body }), lambdaContext())) as { statusCode: number };
     if (result.statusCode !== 200) throw new Error(`/predict answered ${result.statusCode}`);
   };
+  await measure(200, 1, floorOnce); // warm-up
   await measure(200, 1, once);
-  results.handlerC1 = await measure(2000, 1, once);
-  results.handlerC16 = await measure(4000, 16, once);
+  const c1 = await measureAlternating(8, 250, 1, { floor: floorOnce, handler: once });
+  const c16 = await measureAlternating(8, 500, 16, { floor: floorOnce, handler: once });
+  results.floorC1 = c1.floor;
+  results.handlerC1 = c1.handler;
+  results.floorC16 = c16.floor;
+  results.handlerC16 = c16.handler;
+  await floorPool.end();
 
   log('handler in-process: /predict/batch with 1,000 rows');
   const batchBody = JSON.stringify({ items: Array.from({ length: 1000 }, (_, i) => ({ ...SEED, kw_contexto: i % 40 })) });

@@ -29,3 +29,36 @@ export async function measure(total: number, concurrency: number, task: (i: numb
   );
   return summarize(durations, performance.now() - started);
 }
+
+/**
+ * Measures several tasks in alternating rounds, so that each sees the same machine: on a shared
+ * 2-core machine the background load drifts, and back-to-back blocks would compare different moments.
+ */
+export async function measureAlternating<K extends string>(
+  rounds: number,
+  perRound: number,
+  concurrency: number,
+  tasks: Record<K, (i: number) => Promise<unknown>>,
+): Promise<Record<K, ReturnType<typeof summarize>>> {
+  const names = Object.keys(tasks) as K[];
+  const durations = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<K, number[]>;
+  const wall = Object.fromEntries(names.map((n) => [n, 0])) as Record<K, number>;
+  for (let round = 0; round < rounds; round++) {
+    for (const name of names) {
+      const started = performance.now();
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next < perRound) {
+            const i = next++;
+            const t0 = performance.now();
+            await tasks[name](i);
+            durations[name].push(performance.now() - t0);
+          }
+        }),
+      );
+      wall[name] += performance.now() - started;
+    }
+  }
+  return Object.fromEntries(names.map((n) => [n, summarize(durations[n], wall[n])])) as Record<K, ReturnType<typeof summarize>>;
+}
