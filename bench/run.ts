@@ -254,9 +254,9 @@ rows marked delivered (none missing, none doubled when both equal ${f.prediction
     : ''
 }
 - At concurrency 1 the handler spends ${round(r.handlerC1.p50 - r.floorC1.p50)} ms more than the floor (p50). Besides validation and one
-  inference run (an ONNX Runtime call that hops to a worker thread), it makes two PostgreSQL statements where the floor
-  makes one: \`allocate_prediction_ts\` hands every prediction a unique millisecond (ThingsBoard overwrites data points that
-  share one) in a statement of its own, so that concurrent INSERTs never wait on each other's commit.
+  inference run (an ONNX Runtime call that hops to a worker thread), PostgreSQL runs two statements where the floor runs
+  one, pipelined in one round trip: \`allocate_prediction_ts\` hands every prediction a unique millisecond (ThingsBoard
+  overwrites data points that share one) in a statement of its own, so that concurrent INSERTs never wait on each other's commit.
 - A 1,000-row batch is one inference run, one INSERT of 1,000 rows, and 100 SendMessageBatch calls (SQS takes at most 10
   messages per call, one message per prediction so that the consumer can retry and park each one alone); the emulator
   answers those calls one at a time.

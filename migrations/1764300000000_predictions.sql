@@ -9,10 +9,11 @@ CREATE TABLE prediction_clock (
 );
 INSERT INTO prediction_clock (id, last_ms) VALUES (true, 0);
 
--- `n` consecutive unique timestamps at or after the wall clock. Called as a statement of its own
--- with an asynchronous commit, so the clock row is locked for microseconds instead of for a whole
--- INSERT and its fsync: concurrent predictions do not queue behind each other's commits, and no
--- session state is left behind (connection poolers such as RDS Proxy do not pin). An allocation
+-- `n` consecutive unique timestamps at or after the wall clock, returned and also left in the
+-- session setting `hubfolio.first_ms` for the INSERT that the caller pipelines right behind it
+-- (one network round trip for both). Called as a statement of its own with an asynchronous
+-- commit, so the clock row is locked for microseconds instead of for a whole INSERT and its
+-- fsync: concurrent predictions do not queue behind each other's commits. An allocation
 -- lost in a database crash can only hand out a ts again if predictions ran ahead of the wall clock
 -- by longer than the restart took; the UNIQUE index on predictions.ts refuses such a row and the
 -- caller allocates again.
@@ -25,6 +26,7 @@ BEGIN
   UPDATE prediction_clock
      SET last_ms = GREATEST(last_ms, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint - 1) + n
   RETURNING last_ms - n + 1 INTO first_ms;
+  PERFORM set_config('hubfolio.first_ms', first_ms::text, false);
   RETURN first_ms;
 END;
 $$;

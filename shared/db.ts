@@ -32,7 +32,9 @@ export function connectEarly(): Promise<void> {
 }
 
 export function createPool(connectionString: string, max = 4): pg.Pool {
-  const created = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 60_000 });
+  // Pipelined clients send queued statements without waiting for each answer (see insertPredictions).
+  const options = { connectionString, max, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 60_000, pipeline: true };
+  const created = new pg.Pool(options as pg.PoolConfig);
   // An idle client losing its connection must not crash the container.
   created.on('error', () => {});
   return created;

@@ -34,23 +34,36 @@ export async function insertPredictions(db: pg.Pool | pg.PoolClient, rows: NewPr
 }
 
 async function insertWithTimestamps(db: pg.Pool | pg.PoolClient, rows: NewPrediction[]): Promise<PredictionRow[]> {
-  const { rows: [clock] } = await db.query<{ first_ms: number }>('SELECT allocate_prediction_ts($1) AS first_ms', [rows.length]);
-  const firstMs = Number(clock!.first_ms);
+  // Both statements on one connection, sent back to back (the pool's clients pipeline): the INSERT
+  // reads the allocation from the session setting the first statement leaves.
+  const client = 'release' in db ? db : await db.connect();
+  try {
+    const allocation = client.query<{ first_ms: number }>('SELECT allocate_prediction_ts($1) AS first_ms', [rows.length]);
+    const insertion = insertRows(client, rows);
+    const [{ rows: [clock] }] = await Promise.all([allocation, insertion]);
+    const firstMs = Number(clock!.first_ms);
+    return rows.map((row, i) => ({ ...row, ts: firstMs + i, created_at: new Date(firstMs + i).toISOString() }));
+  } finally {
+    if (client !== db) client.release();
+  }
+}
+
+function insertRows(client: pg.PoolClient, rows: NewPrediction[]) {
   const column = <T>(pick: (row: NewPrediction) => T) => rows.map(pick);
-  await db.query(
+  return client.query(
     `INSERT INTO predictions (id, ts, created_at, user_id, portfolio_id, projetos_min, habilidades_min, kw_contexto,
                               kw_processo, kw_resultado, consistencia_visual_score, bio, contatos, raw_score,
                               predicted_iq, classification, model_name, model_version)
-     SELECT r.id, $1::bigint + r.ord - 1, to_timestamp(($1::bigint + r.ord - 1) / 1000.0), r.user_id, r.portfolio_id,
+     SELECT r.id, clock.first_ms + r.ord - 1, to_timestamp((clock.first_ms + r.ord - 1) / 1000.0), r.user_id, r.portfolio_id,
             r.projetos_min, r.habilidades_min, r.kw_contexto, r.kw_processo, r.kw_resultado, r.consistencia_visual_score,
             r.bio, r.contatos, r.raw_score, r.predicted_iq, r.classification, r.model_name, r.model_version
-       FROM unnest($2::uuid[], $3::bigint[], $4::bigint[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[],
-                   $10::float8[], $11::bool[], $12::bool[], $13::float8[], $14::numeric[], $15::text[], $16::text[], $17::text[])
+       FROM (SELECT current_setting('hubfolio.first_ms')::bigint AS first_ms) AS clock,
+            unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int[],
+                   $9::float8[], $10::bool[], $11::bool[], $12::float8[], $13::numeric[], $14::text[], $15::text[], $16::text[])
             WITH ORDINALITY AS r(id, user_id, portfolio_id, projetos_min, habilidades_min, kw_contexto, kw_processo, kw_resultado,
                                  consistencia_visual_score, bio, contatos, raw_score, predicted_iq, classification, model_name,
                                  model_version, ord)`,
     [
-      firstMs,
       column((r) => r.id),
       column((r) => r.input.user_id),
       column((r) => r.input.portfolio_id ?? null),
@@ -69,7 +82,6 @@ async function insertWithTimestamps(db: pg.Pool | pg.PoolClient, rows: NewPredic
       column((r) => r.model_version),
     ],
   );
-  return rows.map((row, i) => ({ ...row, ts: firstMs + i, created_at: new Date(firstMs + i).toISOString() }));
 }
 
 /** Marks predictions as accepted by the queue (the relay, after its own send). */
