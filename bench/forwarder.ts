@@ -29,6 +29,7 @@ import { freePort, waitForHttp } from '../scripts/local/ports.ts';
 import { ROOT } from '../scripts/local/stack.ts';
 import { ensureQueues, sqsClient } from '../scripts/local/resources.ts';
 import { startFakeThingsBoard } from '../test/fakes/thingsboard.ts';
+import { SEED_EXAMPLE } from '../test/helpers/fixtures.ts';
 
 export interface ForwarderBenchOptions {
   predictions?: number;
@@ -114,18 +115,7 @@ async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
 function samplePredictions(n: number): NewPrediction[] {
   return Array.from({ length: n }, (_, i) => ({
     id: randomUUID(),
-    input: {
-      user_id: i,
-      portfolio_id: i % 3 === 0 ? null : i,
-      projetos_min: 3,
-      habilidades_min: 10,
-      kw_contexto: 4,
-      kw_processo: 3,
-      kw_resultado: 4,
-      consistencia_visual_score: 80,
-      bio: true,
-      contatos: i % 2 === 0,
-    },
+    input: { ...SEED_EXAMPLE, user_id: i, portfolio_id: i % 3 === 0 ? null : i, contatos: i % 2 === 0 },
     raw_score: 40 + (i % 600) / 10,
     predicted_iq: 40 + (i % 600) / 10,
     classification: CLASSIFICATIONS[i % 4]!,

@@ -17,11 +17,11 @@ import { S3RVER_CREDENTIALS } from '../scripts/local/emulators.ts';
 import { freePort } from '../scripts/local/ports.ts';
 import { ensureBucket, ensureQueues, seedSampleModel, sqsClient } from '../scripts/local/resources.ts';
 import { ROOT, SAMPLE_MODEL, startLocalStack } from '../scripts/local/stack.ts';
+import { SEED_EXAMPLE as SEED } from '../test/helpers/fixtures.ts';
 import { httpEvent, lambdaContext } from '../test/helpers/lambda.ts';
 import { benchForwarder, type ForwarderBenchResult } from './forwarder.ts';
 import { measure, measureAlternating, round } from './stats.ts';
 
-const SEED = { user_id: 1, projetos_min: 3, habilidades_min: 10, kw_contexto: 4, kw_processo: 3, kw_resultado: 4, consistencia_visual_score: 80, bio: true, contatos: true };
 const execFileAsync = promisify(execFile);
 const log = (message: string) => console.log(`[bench] ${message}`);
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { MODEL_NAME_PATTERN } from '#shared/schemas';
 
 /**
  * Configuration, parsed once per container from the environment. Names follow the seed guide
@@ -29,7 +30,7 @@ export const configSchema = z.object({
   ),
   MODEL_NAME: z
     .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'expected a model name of letters, digits, ".", "_" or "-" (max 100)')
+    .regex(MODEL_NAME_PATTERN, 'expected a model name of letters, digits, ".", "_" or "-" (max 100)')
     .default('hubfolio-model'),
   /** One endpoint for every AWS service (LocalStack); the per-service ones below win over it (AWS SDK names). */
   AWS_ENDPOINT_URL: optionalUrl,

@@ -5,7 +5,8 @@ import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from
 import { validate, type HttpEvent, type HttpResult } from '#shared/http';
 import type { Metrics } from '#shared/model-files';
 import { INCOMING_PREFIX, presignPut, s3Uri } from '#shared/model-storage';
-import { MODEL_NAME_PATTERN, MODEL_NAME_RULE, refuseForeignFormat } from '#shared/model-validation';
+import { refuseForeignFormat } from '#shared/model-validation';
+import { MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '#shared/schemas';
 import { SERVING_TARGET, type ExportedFile, type PromotionResult, type PromotionTarget, type VersionRef, type VersionSelector } from '#shared/promotion';
 import type { RegistrationOutcome } from '#shared/registration';
 import type { ModelStage } from '#shared/registry';

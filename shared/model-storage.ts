@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { awsClientOptions } from '#shared/aws';
 import { config } from '#shared/config';
-import { getObject, putObject, s3 } from '#shared/storage';
+import { createS3Client, getObject, putObject, s3 } from '#shared/storage';
 
 /**
  * Where model files live in the bucket. Only people write under `incoming/` (the drop folder that
@@ -75,10 +74,7 @@ let presigner: S3Client | undefined;
  * plain `curl -T` works.
  */
 function presignClient(): S3Client {
-  if (!presigner) {
-    const options = awsClientOptions('S3');
-    presigner = new S3Client({ ...options, forcePathStyle: 'endpoint' in options, requestChecksumCalculation: 'WHEN_REQUIRED' });
-  }
+  presigner ??= createS3Client({ requestChecksumCalculation: 'WHEN_REQUIRED' });
   return presigner;
 }
 

@@ -1,11 +1,11 @@
 import { config } from '#shared/config';
 import { UnprocessableError } from '#shared/errors';
 import { logger } from '#shared/log';
+import { currentPointer, type ServingPointer } from '#shared/serving';
 import { knownModelNames, readSyncState, saveSyncState, unfinishedModelFiles } from '#shared/model-files';
-import { currentPointer, mlflowVersionRef, serve, SERVING_ALIAS, SERVING_STAGE, type VersionRef } from '#shared/promotion';
+import { mlflowVersionRef, serve, SERVING_ALIAS, SERVING_STAGE, type VersionRef } from '#shared/promotion';
 import { MAX_ATTEMPTS, resumeModelFile } from '#shared/registration';
 import { MlflowError, registry, type MlflowClient, type ModelVersion } from '#shared/registry';
-import type { ServingPointer } from '#shared/serving';
 
 /**
  * The scheduled sync (every minute): what makes MLflow the place where models are promoted.

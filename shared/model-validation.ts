@@ -1,6 +1,7 @@
 import { extname } from 'node:path';
 import { BadRequestError, PayloadTooLargeError, UnprocessableError, UnsupportedMediaTypeError } from '#shared/errors';
 import { FEATURES, OnnxModel, type ModelDescription } from '#shared/model';
+import { MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '#shared/schemas';
 
 /**
  * What a model file and its name must be before anything is stored or registered. Every refusal
@@ -8,9 +9,6 @@ import { FEATURES, OnnxModel, type ModelDescription } from '#shared/model';
  * how to convert it; an ONNX file that is not a usable HubFólio model is a 422 (shared/model.ts).
  */
 
-/** Model names become S3 key segments and MLflow names: no slashes, no spaces. */
-export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-export const MODEL_NAME_RULE = 'must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit (e.g. hubfolio-model)';
 
 /** The largest file registered from the drop folder; far above any HubFólio model, well inside Lambda's memory. */
 export const MAX_MODEL_BYTES = 100 * 1024 * 1024;

@@ -3,7 +3,7 @@ import { findModelFile, findModelFileByVersion, updateModelFile, type Registry }
 import { findExport, readModelObject, sha256Hex, writeExport } from '#shared/model-storage';
 import { validateModelFile } from '#shared/model-validation';
 import { MlflowError, registry, type MlflowClient, type ModelStage, type ModelVersion } from '#shared/registry';
-import { publishServingModel, readServingPointer, type ServingPointer } from '#shared/serving';
+import { currentPointer, publishServingModel } from '#shared/serving';
 
 /**
  * Versions, exports and promotion. A version is numbered by MLflow when MLFLOW_TRACKING_URI is set,
@@ -29,9 +29,6 @@ export interface VersionRef {
 export type VersionSelector = { version: string } | { stage: ModelStage } | { alias: string };
 
 export const registryMode = (): Registry => (registry() ? 'mlflow' : 'local');
-
-/** The serving pointer of a model, null when none was published. */
-export const currentPointer = async (modelName: string): Promise<ServingPointer | null> => (await readServingPointer(modelName))?.pointer ?? null;
 
 /** The configured MLflow client; callers check registryMode() first. */
 function mlflow(): MlflowClient {

@@ -1,6 +1,7 @@
 import { config } from '#shared/config';
 import { HttpError } from '#shared/errors';
 import { logger } from '#shared/log';
+import { currentPointer } from '#shared/serving';
 import {
   claimNewModelFile,
   countFailedAttempt,
@@ -16,7 +17,7 @@ import {
 } from '#shared/model-files';
 import { readModelObject, sha256Hex, storeModelFile } from '#shared/model-storage';
 import { checkModelName, validateModelFile } from '#shared/model-validation';
-import { currentPointer, ensureExported, promote, registryMode, SERVING_TARGET, type VersionRef } from '#shared/promotion';
+import { ensureExported, promote, registryMode, SERVING_TARGET, type VersionRef } from '#shared/promotion';
 import { MlflowError, MlflowUnavailableError, registry, type ModelVersion } from '#shared/registry';
 
 /**

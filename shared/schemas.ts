@@ -8,6 +8,10 @@ const MAX_COUNT = 100_000;
 const MAX_ID = Number.MAX_SAFE_INTEGER;
 export const MAX_BATCH_ITEMS = 1_000;
 
+/** Model names become S3 key segments and MLflow names: no slashes, no spaces. */
+export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+export const MODEL_NAME_RULE = 'must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit (e.g. hubfolio-model)';
+
 const required = (rule: string) => (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : rule);
 
 const wholeNumber = (max: number) => {

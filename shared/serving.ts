@@ -33,6 +33,9 @@ export async function readServingPointer(modelName: string): Promise<{ pointer: 
   return { pointer: servingPointerSchema.parse(JSON.parse(Buffer.from(object.bytes).toString('utf8'))), etag: object.etag ?? null };
 }
 
+/** The serving pointer of a model, null when none was published. */
+export const currentPointer = async (modelName: string): Promise<ServingPointer | null> => (await readServingPointer(modelName))?.pointer ?? null;
+
 export interface ServingModel {
   pointer: ServingPointer;
   model: OnnxModel;

@@ -6,6 +6,7 @@ import {
   NotFound,
   PutObjectCommand,
   S3Client,
+  type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { awsClientOptions } from '#shared/aws';
 import { config } from '#shared/config';
@@ -14,12 +15,15 @@ let client: S3Client | undefined;
 
 /** The container's S3 client. */
 export function s3(): S3Client {
-  if (!client) {
-    const options = awsClientOptions('S3');
-    // Emulators on 127.0.0.1 have no bucket subdomains: path-style whenever an endpoint is set.
-    client = new S3Client({ ...options, forcePathStyle: 'endpoint' in options });
-  }
+  client ??= createS3Client();
   return client;
+}
+
+/** An S3 client for the configured endpoint; `extra` for clients with other needs (presigning). */
+export function createS3Client(extra: Partial<S3ClientConfig> = {}): S3Client {
+  const options = awsClientOptions('S3');
+  // Emulators on 127.0.0.1 have no bucket subdomains: path-style whenever an endpoint is set.
+  return new S3Client({ ...options, forcePathStyle: 'endpoint' in options, ...extra });
 }
 
 function isMissing(error: unknown): boolean {

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { CreateBucketCommand, HeadBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { sha256Hex } from '#shared/model-storage';
+import { servingPointerKey, type ServingPointer } from '#shared/serving';
 
 export interface AwsEndpoints {
   s3: string;
@@ -41,20 +42,19 @@ export async function ensureQueues(e: AwsEndpoints, prefix: string): Promise<{ q
 /** Puts the bundled sample model in S3 and names it the serving model, unless one is already serving. */
 export async function seedSampleModel(e: AwsEndpoints, bucket: string, modelName: string, modelFile: string): Promise<boolean> {
   const s3 = s3Client(e);
-  const pointerKey = `serving/${modelName}.json`;
+  const pointerKey = servingPointerKey(modelName);
   try {
-    await s3.send(new HeadBucketCommand({ Bucket: bucket }));
-    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
     await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: pointerKey }));
     return false;
   } catch {
     // no serving model yet
   }
   const bytes = readFileSync(modelFile);
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const sha256 = sha256Hex(bytes);
   const key = `models/${modelName}/v0/${modelName}_v0_sample.onnx`;
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes, Metadata: { version: '0', sha256, source: 'bundled-sample' } }));
-  const pointer = { model_name: modelName, version: '0', s3_key: key, sha256, run_id: null, promoted_at: new Date().toISOString() };
+  // Written with this script's own client (the stack's endpoints, not a function's configuration).
+  const pointer: ServingPointer = { model_name: modelName, version: '0', s3_key: key, sha256, run_id: null, promoted_at: new Date().toISOString() };
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: pointerKey, Body: JSON.stringify(pointer), ContentType: 'application/json' }));
   return true;
 }

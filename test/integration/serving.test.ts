@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { beforeAll, expect, it } from 'vitest';
 import { publishServingModel, readServingPointer, ServingModelCache } from '#shared/serving';
 import { putObject } from '#shared/storage';
+import { sha256Hex } from '#shared/model-storage';
 import { HttpError } from '#shared/errors';
 import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
 import { SAMPLE_MODEL } from '../../scripts/local/stack.ts';
@@ -17,7 +17,7 @@ async function publish(modelName: string, version: string, bytes: Uint8Array) {
     model_name: modelName,
     version,
     s3_key: key,
-    sha256: createHash('sha256').update(bytes).digest('hex'),
+    sha256: sha256Hex(bytes),
     run_id: null,
     promoted_at: new Date().toISOString(),
   });
