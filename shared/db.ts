@@ -32,9 +32,7 @@ export function connectEarly(): Promise<void> {
 }
 
 export function createPool(connectionString: string, max = 4): pg.Pool {
-  // Pipelined clients send queued statements without waiting for each answer (see insertPredictions).
-  const options = { connectionString, max, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 60_000, pipeline: true };
-  const created = new pg.Pool(options as pg.PoolConfig);
+  const created = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 60_000 });
   // An idle client losing its connection must not crash the container.
   created.on('error', () => {});
   return created;

@@ -19,69 +19,76 @@ export type NewPrediction = Omit<PredictionRow, 'ts' | 'created_at'>;
 const UNIQUE_VIOLATION = '23505';
 
 /**
- * Stores predictions: one statement for 1 or 1,000 rows, after `allocate_prediction_ts` (see the
- * first migration) handed out consecutive unique millisecond timestamps. ThingsBoard keys data points by
- * (device, key, ts): two predictions with one ts would overwrite each other on the dashboard.
+ * Hands out `n` consecutive unique millisecond timestamps at or after the wall clock and returns
+ * the first (see the migrations). ThingsBoard keys data points by (device, key, ts): two
+ * predictions with one ts would overwrite each other on the dashboard. A statement of its own with
+ * an asynchronous commit, so that concurrent predictions never wait on each other's INSERT.
  */
-export async function insertPredictions(db: pg.Pool | pg.PoolClient, rows: NewPrediction[]): Promise<PredictionRow[]> {
+export async function allocateTimestamps(db: pg.Pool | pg.ClientBase, n: number): Promise<number> {
+  const { rows } = await db.query<{ first_ms: number }>('SELECT allocate_prediction_ts($1) AS first_ms', [n]);
+  return Number(rows[0]!.first_ms);
+}
+
+/**
+ * Stores predictions in one statement for 1 or 1,000 rows, with the timestamps from `firstMs` on:
+ * an allocation the caller started earlier (to overlap it with other work), else a new one. Every
+ * statement stands alone, so a transaction-level pooler may run them on different connections.
+ */
+export async function insertPredictions(
+  db: pg.Pool | pg.ClientBase,
+  rows: NewPrediction[],
+  firstMs: number | Promise<number> = allocateTimestamps(db, rows.length),
+): Promise<PredictionRow[]> {
   try {
-    return await insertWithTimestamps(db, rows);
+    return await insertAt(db, rows, await firstMs);
   } catch (error) {
     // Only after a database crash lost clock updates (see the migration): allocate again, once.
     if ((error as { code?: string; constraint?: string }).code !== UNIQUE_VIOLATION || (error as { constraint?: string }).constraint !== 'predictions_ts_key') throw error;
-    return insertWithTimestamps(db, rows);
+    return insertAt(db, rows, await allocateTimestamps(db, rows.length));
   }
 }
 
-async function insertWithTimestamps(db: pg.Pool | pg.PoolClient, rows: NewPrediction[]): Promise<PredictionRow[]> {
-  // Both statements on one connection, sent back to back (the pool's clients pipeline): the INSERT
-  // reads the allocation from the session setting the first statement leaves.
-  const client = 'release' in db ? db : await db.connect();
-  try {
-    const allocation = client.query<{ first_ms: number }>('SELECT allocate_prediction_ts($1) AS first_ms', [rows.length]);
-    const insertion = insertRows(client, rows);
-    const [{ rows: [clock] }] = await Promise.all([allocation, insertion]);
-    const firstMs = Number(clock!.first_ms);
-    return rows.map((row, i) => ({ ...row, ts: firstMs + i, created_at: new Date(firstMs + i).toISOString() }));
-  } finally {
-    if (client !== db) client.release();
-  }
-}
+/** The stored columns, in the order both INSERT shapes list them, with their SQL types. */
+const COLUMNS: ReadonlyArray<readonly [name: string, type: string, pick: (row: PredictionRow) => unknown]> = [
+  ['id', 'uuid', (r) => r.id],
+  ['ts', 'bigint', (r) => r.ts],
+  ['created_at', 'timestamptz', (r) => r.created_at],
+  ['user_id', 'bigint', (r) => r.input.user_id],
+  ['portfolio_id', 'bigint', (r) => r.input.portfolio_id ?? null],
+  ['projetos_min', 'int', (r) => r.input.projetos_min],
+  ['habilidades_min', 'int', (r) => r.input.habilidades_min],
+  ['kw_contexto', 'int', (r) => r.input.kw_contexto],
+  ['kw_processo', 'int', (r) => r.input.kw_processo],
+  ['kw_resultado', 'int', (r) => r.input.kw_resultado],
+  ['consistencia_visual_score', 'float8', (r) => r.input.consistencia_visual_score],
+  ['bio', 'bool', (r) => r.input.bio],
+  ['contatos', 'bool', (r) => r.input.contatos],
+  ['raw_score', 'float8', (r) => r.raw_score],
+  ['predicted_iq', 'numeric', (r) => r.predicted_iq],
+  ['classification', 'text', (r) => r.classification],
+  ['model_name', 'text', (r) => r.model_name],
+  ['model_version', 'text', (r) => r.model_version],
+];
+const INSERT_INTO = `INSERT INTO predictions (${COLUMNS.map(([name]) => name).join(', ')})`;
+const UNNEST_INSERT = `${INSERT_INTO} SELECT * FROM unnest(${COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')})`;
 
-function insertRows(client: pg.PoolClient, rows: NewPrediction[]) {
-  const column = <T>(pick: (row: NewPrediction) => T) => rows.map(pick);
-  return client.query(
-    `INSERT INTO predictions (id, ts, created_at, user_id, portfolio_id, projetos_min, habilidades_min, kw_contexto,
-                              kw_processo, kw_resultado, consistencia_visual_score, bio, contatos, raw_score,
-                              predicted_iq, classification, model_name, model_version)
-     SELECT r.id, clock.first_ms + r.ord - 1, to_timestamp((clock.first_ms + r.ord - 1) / 1000.0), r.user_id, r.portfolio_id,
-            r.projetos_min, r.habilidades_min, r.kw_contexto, r.kw_processo, r.kw_resultado, r.consistencia_visual_score,
-            r.bio, r.contatos, r.raw_score, r.predicted_iq, r.classification, r.model_name, r.model_version
-       FROM (SELECT current_setting('hubfolio.first_ms')::bigint AS first_ms) AS clock,
-            unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int[],
-                   $9::float8[], $10::bool[], $11::bool[], $12::float8[], $13::numeric[], $14::text[], $15::text[], $16::text[])
-            WITH ORDINALITY AS r(id, user_id, portfolio_id, projetos_min, habilidades_min, kw_contexto, kw_processo, kw_resultado,
-                                 consistencia_visual_score, bio, contatos, raw_score, predicted_iq, classification, model_name,
-                                 model_version, ord)`,
-    [
-      column((r) => r.id),
-      column((r) => r.input.user_id),
-      column((r) => r.input.portfolio_id ?? null),
-      column((r) => r.input.projetos_min),
-      column((r) => r.input.habilidades_min),
-      column((r) => r.input.kw_contexto),
-      column((r) => r.input.kw_processo),
-      column((r) => r.input.kw_resultado),
-      column((r) => r.input.consistencia_visual_score),
-      column((r) => r.input.bio),
-      column((r) => r.input.contatos),
-      column((r) => r.raw_score),
-      column((r) => r.predicted_iq),
-      column((r) => r.classification),
-      column((r) => r.model_name),
-      column((r) => r.model_version),
-    ],
-  );
+/**
+ * Up to this many rows go in as a VALUES list (one parameter per value), which PostgreSQL plans
+ * faster than unnest; larger batches as one array per column, which scales (measured: one row 0.34
+ * vs 0.47 ms, 1,000 rows 21 vs 10 ms).
+ */
+const VALUES_MAX_ROWS = 10;
+
+async function insertAt(db: pg.Pool | pg.ClientBase, rows: NewPrediction[], firstMs: number): Promise<PredictionRow[]> {
+  const stored = rows.map((row, i) => ({ ...row, ts: firstMs + i, created_at: new Date(firstMs + i).toISOString() }));
+  if (stored.length <= VALUES_MAX_ROWS) {
+    const width = COLUMNS.length;
+    const tuples = stored.map((_, r) => `(${COLUMNS.map((_, c) => `$${r * width + c + 1}`).join(', ')})`);
+    await db.query(`${INSERT_INTO} VALUES ${tuples.join(', ')}`, stored.flatMap((row) => COLUMNS.map(([, , pick]) => pick(row))));
+  } else {
+    await db.query(UNNEST_INSERT, COLUMNS.map(([, , pick]) => stored.map(pick)));
+  }
+  return stored;
 }
 
 /** Marks predictions as accepted by the queue (the relay, after its own send). */
@@ -100,14 +107,10 @@ export async function markEnqueueFailed(db: pg.Pool | pg.PoolClient, ids: string
 }
 
 /**
- * Records that ThingsBoard accepted these predictions' data points. The first delivery wins: a
- * duplicate or redriven message re-sends the same point (ThingsBoard overwrites it) and leaves the
- * row alone. Bounded in time, because the telemetry consumer must answer within its Lambda timeout.
- */
-/**
  * What the telemetry consumer saw: every prediction of a batch is confirmed as queued
  * (`enqueued_at`), and the delivered ones get `delivered_at`. One statement per batch; the first
- * time is kept when a duplicate arrives.
+ * time is kept when a duplicate or redriven message arrives (ThingsBoard overwrites the re-sent
+ * point). Bounded in time, because the consumer must answer within its Lambda timeout.
  */
 export async function markSeenByConsumer(db: pg.Pool | pg.PoolClient, seen: string[], delivered: string[]): Promise<void> {
   if (seen.length === 0) return;

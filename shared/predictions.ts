@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { connectEarly, pool } from '#shared/db';
 import { logger } from '#shared/log';
 import type { FeatureName } from '#shared/model';
-import { insertPredictions, markEnqueueFailed, type PredictionRow } from '#shared/prediction-store';
+import { allocateTimestamps, insertPredictions, markEnqueueFailed, type PredictionRow } from '#shared/prediction-store';
 import { sendPredictions } from '#shared/queue';
 import { classify, toIq, type PredictRequest, type PredictResponse } from '#shared/schemas';
 import { servingModels } from '#shared/serving';
@@ -36,11 +36,12 @@ export function toResponse(row: PredictionRow): PredictResponse {
 /**
  * Scores inputs with the serving model (one inference run), stores them (one statement), then
  * hands them to the queue. A queue failure does not fail the request: the rows stay not enqueued
- * and the relay sends them later. One round trip to PostgreSQL and one to SQS on the happy path.
+ * and the relay sends them later. On the happy path: two PostgreSQL statements (the timestamp
+ * allocation runs while the model scores) and one call to SQS.
  */
 export async function predict(inputs: PredictRequest[]): Promise<PredictResponse[]> {
   const [{ model, pointer }] = await Promise.all([servingModels().get(), connectEarly()]);
-  const scores = await model.predict(inputs.map(features));
+  const [firstMs, scores] = await Promise.all([allocateTimestamps(pool(), inputs.length), model.predict(inputs.map(features))]);
   if (!scores.every(Number.isFinite)) throw new Error(`serving model ${pointer.model_name} v${pointer.version} returned a non-finite score`);
   const stored = await insertPredictions(
     pool(),
@@ -57,6 +58,7 @@ export async function predict(inputs: PredictRequest[]): Promise<PredictResponse
         model_version: pointer.version,
       };
     }),
+    firstMs,
   );
   await enqueue(stored);
   return stored.map(toResponse);
