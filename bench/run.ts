@@ -5,7 +5,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, platform, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -129,6 +129,10 @@ try {
   await measure(200, 1, once);
   const c1 = await measureAlternating(8, 250, 1, { floor: floorOnce, handler: once });
   const c16 = await measureAlternating(8, 500, 16, { floor: floorOnce, handler: once });
+  // What the AWS SDK alone costs of the floor: one SendMessage, no database.
+  const sendOnly = () => floorSqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify({ id: randomUUID(), ts: 0 }) }));
+  await measure(200, 16, sendOnly);
+  results.sendC16 = await measure(2000, 16, sendOnly);
   results.floorC1 = c1.floor;
   results.handlerC1 = c1.handler;
   results.floorC16 = c16.floor;
@@ -159,6 +163,7 @@ try {
   }
   colds.sort((a, b) => a.totalMs - b.totalMs);
   results.coldStart = colds[2];
+  results.bundleBytes = statSync(bundled).size;
 
   log('serverless-offline over HTTP (autocannon, 10 s each)');
   const stackEnv = { ...process.env };
@@ -191,8 +196,9 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 
-type Lat = { n: number; p50: number; p99: number; perSecond: number };
-const r = results as Record<'floorC1' | 'floorC16' | 'handlerC1' | 'handlerC16' | 'batch1000' | 'httpC1' | 'httpC16', Lat> & {
+type Lat = { n: number; p50: number; p99: number; perSecond: number; cpuMsPerCall?: number };
+const r = results as Record<'floorC1' | 'floorC16' | 'sendC16' | 'handlerC1' | 'handlerC16' | 'batch1000' | 'httpC1' | 'httpC16', Lat> & {
+  bundleBytes: number;
   coldStart: { initMs: number; firstInvocationMs: number; totalMs: number };
   forwarder: ForwarderBenchResult;
 };
@@ -200,7 +206,7 @@ const f = r.forwarder;
 const ratio = round(r.handlerC1.p50 / r.floorC1.p50);
 const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
 const cpu = cpus();
-const row = (name: string, l: Lat) => `| ${name} | ${l.n} | ${l.p50} | ${l.p99} | ${l.perSecond} |`;
+const row = (name: string, l: Lat) => `| ${name} | ${l.n} | ${l.p50} | ${l.p99} | ${l.perSecond} | ${l.cpuMsPerCall ?? '—'} |`;
 const md = `# Benchmark results
 
 Produced by \`npm run bench\` (bench/run.ts) — do not edit by hand.
@@ -211,10 +217,11 @@ Produced by \`npm run bench\` (bench/run.ts) — do not edit by hand.
 
 ## Prediction path
 
-| measurement | requests | p50 ms | p99 ms | per second |
-|---|---|---|---|---|
+| measurement | requests | p50 ms | p99 ms | per second | CPU ms per call, benchmark process |
+|---|---|---|---|---|---|
 ${row('floor: raw INSERT + SendMessage, concurrency 1', r.floorC1)}
 ${row('floor: raw INSERT + SendMessage, concurrency 16', r.floorC16)}
+${row('SendMessage alone (AWS SDK), concurrency 16', r.sendC16)}
 ${row('/predict handler in-process, concurrency 1', r.handlerC1)}
 ${row('/predict handler in-process, concurrency 16', r.handlerC16)}
 ${row('/predict/batch handler, 1,000 rows per request', r.batch1000)}
@@ -246,22 +253,21 @@ rows marked delivered (none missing, none doubled when both equal ${f.prediction
 
 ## Reading the figures
 
-- Everything here shares the machine's ${cpu.length} cores: PostgreSQL, the SQS and S3 emulators and the code under test. At
-  concurrency 16 the floor itself — a bare INSERT and SendMessage, no handler — reaches ${r.floorC16.perSecond}/s, and the handler
-  ${r.handlerC16.perSecond}/s (${Math.round((100 * r.handlerC16.perSecond) / r.floorC16.perSecond)}% of the floor). ${
-  r.floorC16.perSecond < 1000
-    ? 'A target of 1,000/s above a floor that cannot reach it here is a property of the machine, not of the handler; on AWS each concurrent request has a Lambda of its own and SQS and PostgreSQL are other machines.'
-    : ''
-}
-- At concurrency 1 the handler spends ${round(r.handlerC1.p50 - r.floorC1.p50)} ms more than the floor (p50). Besides validation and one
-  inference run (an ONNX Runtime call that hops to a worker thread), PostgreSQL runs two statements where the floor runs
-  one, pipelined in one round trip: \`allocate_prediction_ts\` hands every prediction a unique millisecond (ThingsBoard
-  overwrites data points that share one) in a statement of its own, so that concurrent INSERTs never wait on each other's commit.
-- A 1,000-row batch is one inference run, one INSERT of 1,000 rows, and 100 SendMessageBatch calls (SQS takes at most 10
-  messages per call, one message per prediction so that the consumer can retry and park each one alone); the emulator
-  answers those calls one at a time.
-- The cold start is a bundled handler (esbuild, minified, as \`npm run package\` builds it) required by a fresh Node process:
-  most of its module init is V8 compiling the ~2 MB bundle (AWS SDK S3 and SQS clients, zod, onnx-proto).
+- Everything here shares the machine's ${cpu.length} cores: PostgreSQL, the SQS and S3 emulators and the code under test.
+  In-process, one Node thread runs all 16 callers, so at concurrency 16 throughput is about 1 / (CPU per call): the floor
+  costs ${r.floorC16.cpuMsPerCall} ms of CPU per call (${r.floorC16.perSecond}/s), the handler ${r.handlerC16.cpuMsPerCall} ms (${r.handlerC16.perSecond}/s, ${Math.round((100 * r.handlerC16.perSecond) / r.floorC16.perSecond)}% of the floor).
+  The AWS SDK's SendMessage alone takes ${r.sendC16.cpuMsPerCall} ms of that. On AWS each concurrent request has a container of its own.
+- At concurrency 1 the handler spends ${round(r.handlerC1.p50 - r.floorC1.p50)} ms more than the floor (p50): validation, one inference run
+  (ONNX Runtime runs it on the next turn of the event loop), and a second PostgreSQL statement, \`allocate_prediction_ts\`,
+  which hands every prediction a unique millisecond (ThingsBoard overwrites data points that share one). It commits on
+  its own, asynchronously, so that concurrent INSERTs never wait on each other's commit, and it runs while the model
+  scores. No statement relies on session state, so a transaction-level pooler (RDS Proxy) may run them on different connections.
+- A 1,000-row batch is one validation, one inference run, one INSERT through unnest, and 100 SendMessageBatch calls sent at
+  once (SQS takes at most 10 messages per call; one message per prediction, so that the consumer can retry and park each
+  one alone). It is CPU-bound in the function's process (${r.batch1000.cpuMsPerCall} ms of CPU per batch), most of it in the SDK's 100 calls.
+- The cold start is the bundled handler (esbuild, minified, as \`npm run package\` builds it: ${round(r.bundleBytes / 2 ** 20)} MiB) required by a
+  fresh Node process. Module init is mostly V8 compiling and running that bundle (AWS SDK S3 and SQS clients, zod,
+  onnx-proto, pg); the first invocation fetches the serving model, opens its session and makes the first INSERT and SendMessage.
 - Over HTTP, serverless-offline adds its own worker-thread hop per request and starts one worker per concurrent request;
   it is the local development path, not the deployed one.
 `;
