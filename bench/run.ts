@@ -267,7 +267,10 @@ rows marked delivered (none missing, none doubled when both equal ${f.prediction
   one alone). It is CPU-bound in the function's process (${r.batch1000.cpuMsPerCall} ms of CPU per batch), most of it in the SDK's 100 calls.
 - The cold start is the bundled handler (esbuild, minified, as \`npm run package\` builds it: ${round(r.bundleBytes / 2 ** 20)} MiB) required by a
   fresh Node process. Module init is mostly V8 compiling and running that bundle (AWS SDK S3 and SQS clients, zod,
-  onnx-proto, pg); the first invocation fetches the serving model, opens its session and makes the first INSERT and SendMessage.
+  onnx-proto, pg) and loading ONNX Runtime's native library. On Node 20, as here, it also includes about 20 ms that
+  Lambda's nodejs22.x runtime does not spend: pg probes for Cloudflare Workers by touching \`Response\`, which makes Node 20
+  load its fetch implementation (Node 22 answers the probe from \`navigator\`). The first invocation fetches the serving
+  model, opens its session and makes the first INSERT and SendMessage.
 - Over HTTP, serverless-offline adds its own worker-thread hop per request and starts one worker per concurrent request;
   it is the local development path, not the deployed one.
 `;
