@@ -1,5 +1,5 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
-import type { SQSRecord } from 'aws-lambda';
+import type { S3Event, SQSRecord } from 'aws-lambda';
 
 /**
  * What AWS does between the emulators and the functions, done locally through serverless-offline's
@@ -130,4 +130,40 @@ export function startSqsBridge(options: SqsBridgeOptions) {
       await loop;
     },
   };
+}
+
+/**
+ * The drop-folder trigger when S3 is not embedded (LocalStack): the bucket notifies a queue of
+ * objects created under incoming/ (see ensureIncomingNotifications), and each message's body, an
+ * S3 event, is handed to the function as S3 would invoke it. A failed invocation leaves its message
+ * on the queue to come back after the visibility timeout, like Lambda's own retries; S3's test
+ * event and bodies that are not S3 events are dropped.
+ */
+export function startS3EventBridge(
+  options: Omit<SqsBridgeOptions, 'invoke' | 'batchSize'> & { invoke: (event: S3Event) => Promise<unknown> },
+) {
+  return startSqsBridge({
+    ...options,
+    batchSize: 10,
+    invoke: async ({ Records }) => {
+      const batchItemFailures: { itemIdentifier: string }[] = [];
+      for (const record of Records) {
+        let event: Partial<S3Event>;
+        try {
+          event = JSON.parse(record.body);
+        } catch {
+          options.onError(new Error(`dropped a message that is not an S3 event: ${record.body.slice(0, 100)}`));
+          continue;
+        }
+        if (!Array.isArray(event.Records) || event.Records.length === 0) continue;
+        try {
+          await options.invoke(event as S3Event);
+        } catch (error) {
+          options.onError(error);
+          batchItemFailures.push({ itemIdentifier: record.messageId });
+        }
+      }
+      return { batchItemFailures };
+    },
+  });
 }

@@ -1,5 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { CreateBucketCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetBucketNotificationConfigurationCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  PutBucketNotificationConfigurationCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { sha256Hex } from '#shared/model-storage';
 import { servingPointerKey, type ServingPointer } from '#shared/serving';
@@ -37,6 +45,43 @@ export async function ensureQueues(e: AwsEndpoints, prefix: string): Promise<{ q
     }),
   );
   return { queueUrl: queue.QueueUrl!, dlqUrl: dlq.QueueUrl! };
+}
+
+const INCOMING_NOTIFICATION_ID = 'hubfolio-incoming';
+
+/**
+ * For an S3 that is not embedded (LocalStack): a queue that the bucket notifies of every object
+ * created under incoming/, standing in for the S3 trigger of modelIngest that serverless.yml
+ * declares on AWS. The bucket's other notifications are kept. Throws when the endpoint refuses
+ * notification configuration.
+ */
+export async function ensureIncomingNotifications(e: AwsEndpoints, bucket: string, prefix: string): Promise<{ queueUrl: string; queueArn: string }> {
+  const sqs = sqsClient(e);
+  // Longer than modelIngest's 300 s timeout, as Lambda requires of an event source's queue.
+  const { QueueUrl: queueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-incoming-events`, Attributes: { VisibilityTimeout: '360' } }));
+  const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+  const s3 = s3Client(e);
+  const current = await s3.send(new GetBucketNotificationConfigurationCommand({ Bucket: bucket }));
+  await s3.send(
+    new PutBucketNotificationConfigurationCommand({
+      Bucket: bucket,
+      NotificationConfiguration: {
+        TopicConfigurations: current.TopicConfigurations,
+        LambdaFunctionConfigurations: current.LambdaFunctionConfigurations,
+        EventBridgeConfiguration: current.EventBridgeConfiguration,
+        QueueConfigurations: [
+          ...(current.QueueConfigurations ?? []).filter((c) => c.Id !== INCOMING_NOTIFICATION_ID),
+          {
+            Id: INCOMING_NOTIFICATION_ID,
+            QueueArn: queueArn,
+            Events: ['s3:ObjectCreated:*'],
+            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'incoming/' }] } },
+          },
+        ],
+      },
+    }),
+  );
+  return { queueUrl: queueUrl!, queueArn };
 }
 
 /** Puts the bundled sample model in S3 and names it the serving model, unless one is already serving. */

@@ -4,10 +4,10 @@ import { resolve } from 'node:path';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { migrate } from '#shared/migrations';
 import { readLocalThingsBoardToken } from '../provision-thingsboard.ts';
-import { lambdaInvoker, s3NotificationEvent, startSqsBridge } from './bridge.ts';
+import { lambdaInvoker, s3NotificationEvent, startS3EventBridge, startSqsBridge } from './bridge.ts';
 import { S3RVER_CREDENTIALS, startPostgres, startS3, startSqs, type S3ObjectCreated } from './emulators.ts';
 import { freePort, waitForHttp } from './ports.ts';
-import { ensureBucket, ensureQueues, seedSampleModel, sqsClient, type AwsEndpoints } from './resources.ts';
+import { ensureBucket, ensureIncomingNotifications, ensureQueues, seedSampleModel, sqsClient, type AwsEndpoints } from './resources.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const SAMPLE_MODEL = resolve(ROOT, 'models/hubfolio-sample.onnx');
@@ -71,7 +71,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     let credentials: Record<string, string> = {};
     if (external) {
       endpoints = { s3: external, sqs: env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL || external, region };
-      log(`AWS endpoint: ${external} (S3 events under incoming/ come from that service's own notifications)`);
+      log(`AWS endpoint: ${external}`);
     } else {
       const s3 = await startS3({
         port: options.s3Port ?? 4569,
@@ -146,6 +146,23 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           log(`bridge: ${BRIDGED.s3Incoming} failed for ${event.key}: ${(error as Error).message}`),
         );
       };
+    }
+    if (functions.has(BRIDGED.s3Incoming) && external) {
+      try {
+        const events = await ensureIncomingNotifications(endpoints, bucket, 'hubfolio-local');
+        const bridge = startS3EventBridge({
+          sqs: sqsClient(endpoints),
+          queueUrl: events.queueUrl,
+          queueArn: events.queueArn,
+          region,
+          invoke: (event) => invoke(BRIDGED.s3Incoming, event),
+          onError: (error) => log(`bridge: ${BRIDGED.s3Incoming}: ${(error as Error).message}`),
+        });
+        stops.push(bridge.stop);
+        log(`drop folder: s3://${bucket}/incoming/ notifies ${events.queueUrl}, which feeds ${BRIDGED.s3Incoming}`);
+      } catch (error) {
+        log(`drop folder: ${external} refused the bucket notification (${(error as Error).message}); files put under incoming/ are not registered locally, POST /model/upload still is`);
+      }
     }
     if (functions.has(BRIDGED.sqsConsumer)) {
       const sqs = sqsClient(endpoints);
