@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { config } from '#shared/config';
+import { ServiceUnavailableError } from '#shared/errors';
 
 // bigint columns (ids, ts) come back as strings by default; ours stay below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -36,4 +37,31 @@ export function createPool(connectionString: string, max = 4): pg.Pool {
   // An idle client losing its connection must not crash the container.
   created.on('error', () => {});
   return created;
+}
+
+/** Socket errors and PostgreSQL states that mean "not reachable now" rather than "wrong request". */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+// Connection exceptions (class 08), too many connections, shutting down, starting up.
+const UNAVAILABLE_STATES = /^(08...|53300|57P0[1-3])$/;
+const POOL_MESSAGES = /timeout exceeded when trying to connect|Connection terminated/;
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const { code, message, errors } = (error ?? {}) as { code?: unknown; message?: unknown; errors?: unknown };
+  if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || UNAVAILABLE_STATES.test(code))) return true;
+  if (typeof message === 'string' && POOL_MESSAGES.test(message)) return true;
+  // Node reports a refused connection to a host with several addresses as an AggregateError.
+  return Array.isArray(errors) && errors.some(isDatabaseUnavailable);
+}
+
+/**
+ * Awaits database work for a request: a database that cannot be reached becomes a 503 that tells
+ * the caller nothing was stored and to retry, instead of an anonymous 500.
+ */
+export async function databaseWork<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (!isDatabaseUnavailable(error)) throw error;
+    throw new ServiceUnavailableError('The database is unavailable, so nothing was stored; retry shortly.', { cause: error });
+  }
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { connectEarly, pool } from '#shared/db';
+import { connectEarly, databaseWork, pool } from '#shared/db';
 import { logger } from '#shared/log';
 import type { FeatureName } from '#shared/model';
 import { allocateTimestamps, insertPredictions, markEnqueueFailed, type PredictionRow } from '#shared/prediction-store';
@@ -41,25 +41,22 @@ export function toResponse(row: PredictionRow): PredictResponse {
  */
 export async function predict(inputs: PredictRequest[]): Promise<PredictResponse[]> {
   const [{ model, pointer }] = await Promise.all([servingModels().get(), connectEarly()]);
-  const [firstMs, scores] = await Promise.all([allocateTimestamps(pool(), inputs.length), model.predict(inputs.map(features))]);
+  const [firstMs, scores] = await Promise.all([databaseWork(allocateTimestamps(pool(), inputs.length)), model.predict(inputs.map(features))]);
   if (!scores.every(Number.isFinite)) throw new Error(`serving model ${pointer.model_name} v${pointer.version} returned a non-finite score`);
-  const stored = await insertPredictions(
-    pool(),
-    inputs.map((input, i) => {
-      const raw = scores[i]!;
-      const iq = toIq(raw);
-      return {
-        id: randomUUID(),
-        input,
-        raw_score: raw,
-        predicted_iq: iq,
-        classification: classify(iq),
-        model_name: pointer.model_name,
-        model_version: pointer.version,
-      };
-    }),
-    firstMs,
-  );
+  const rows = inputs.map((input, i) => {
+    const raw = scores[i]!;
+    const iq = toIq(raw);
+    return {
+      id: randomUUID(),
+      input,
+      raw_score: raw,
+      predicted_iq: iq,
+      classification: classify(iq),
+      model_name: pointer.model_name,
+      model_version: pointer.version,
+    };
+  });
+  const stored = await databaseWork(insertPredictions(pool(), rows, firstMs));
   await enqueue(stored);
   return stored.map(toResponse);
 }

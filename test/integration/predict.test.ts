@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { handler as predictHandler } from '../../functions/predict/handler.ts';
 import { handler as batchHandler } from '../../functions/predict-batch/handler.ts';
 import { predictionMessageSchema } from '#shared/messages';
@@ -50,6 +50,25 @@ describe('POST /predict', () => {
     expect(body.classification).toBe('Excelente');
     const [row] = await rowsFor(1003);
     expect(row.raw_score).toBeGreaterThan(100);
+  });
+});
+
+describe('PostgreSQL down', () => {
+  it('answers 503 saying nothing was stored, and queues nothing', async () => {
+    await drainQueue();
+    const saved = { ...process.env };
+    // A fresh container whose database refuses connections.
+    process.env.DATABASE_URL = 'postgres://nobody@127.0.0.1:1/none';
+    vi.resetModules();
+    try {
+      const { handler } = await import('../../functions/predict/handler.ts');
+      const { status, body } = await postJson(handler, '/predict', { ...SEED_EXAMPLE, user_id: 1004 });
+      expect(status).toBe(503);
+      expect(body.detail).toBe('The database is unavailable, so nothing was stored; retry shortly.');
+    } finally {
+      process.env = saved;
+    }
+    expect(await drainQueue()).toHaveLength(0);
   });
 });
 
