@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { config } from '#shared/config';
@@ -15,7 +14,6 @@ import { createS3Client, getObject, putObject, s3 } from '#shared/storage';
  */
 export const INCOMING_PREFIX = 'incoming/';
 
-export const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 export const s3Uri = (key: string) => `s3://${config().MODEL_BUCKET}/${key}`;
 

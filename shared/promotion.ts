@@ -1,6 +1,7 @@
 import { BadRequestError, NotFoundError, UnprocessableError } from '#shared/errors';
 import { findModelFile, findModelFileByVersion, updateModelFile, type Registry } from '#shared/model-files';
-import { findExport, readModelObject, sha256Hex, writeExport } from '#shared/model-storage';
+import { findExport, readModelObject, writeExport } from '#shared/model-storage';
+import { sha256Hex } from '#shared/storage';
 import { validateModelFile } from '#shared/model-validation';
 import { MlflowError, registry, type MlflowClient, type ModelStage, type ModelVersion } from '#shared/registry';
 import { currentPointer, publishServingModel } from '#shared/serving';

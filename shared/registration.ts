@@ -15,7 +15,8 @@ import {
   type ModelFileKey,
   type ModelFileRow,
 } from '#shared/model-files';
-import { readModelObject, sha256Hex, storeModelFile } from '#shared/model-storage';
+import { readModelObject, storeModelFile } from '#shared/model-storage';
+import { sha256Hex } from '#shared/storage';
 import { checkModelName, validateModelFile } from '#shared/model-validation';
 import { ensureExported, promote, registryMode, SERVING_TARGET, type VersionRef } from '#shared/promotion';
 import { MlflowError, MlflowUnavailableError, registry, type ModelVersion } from '#shared/registry';

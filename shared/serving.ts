@@ -3,7 +3,7 @@ import { config } from '#shared/config';
 import { ServiceUnavailableError } from '#shared/errors';
 import { logger } from '#shared/log';
 import { OnnxModel } from '#shared/model';
-import { getObject, headObjectEtag, putObject } from '#shared/storage';
+import { getObject, headObjectEtag, putObject, sha256Hex } from '#shared/storage';
 
 /**
  * Which model serves predictions is a small JSON object in S3 (`serving/{model_name}.json`) that
@@ -87,6 +87,11 @@ export class ServingModelCache {
       const { pointer } = found;
       const file = await getObject(pointer.s3_key);
       if (!file) throw new Error(`serving pointer names s3 key ${pointer.s3_key}, which does not exist`);
+      // The file that was checked and registered, not whatever was written over its key since.
+      const sha256 = sha256Hex(file.bytes);
+      if (sha256 !== pointer.sha256) {
+        throw new Error(`s3 key ${pointer.s3_key} holds a file with sha256 ${sha256}, not the ${pointer.sha256} the serving pointer names; promote the version again`);
+      }
       const model = await OnnxModel.load(file.bytes);
       const previous = this.current;
       this.current = { pointer, model };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   GetObjectCommand,
   HeadBucketCommand,
@@ -10,6 +11,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { awsClientOptions } from '#shared/aws';
 import { config } from '#shared/config';
+
+/** The hex SHA-256 of a file: the identity of a model file across upload, export and serving. */
+export const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 let client: S3Client | undefined;
 

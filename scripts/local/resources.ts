@@ -9,7 +9,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { sha256Hex } from '#shared/model-storage';
+import { sha256Hex } from '#shared/storage';
 import { servingPointerKey, type ServingPointer } from '#shared/serving';
 
 export interface AwsEndpoints {

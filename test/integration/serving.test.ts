@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, expect, it } from 'vitest';
 import { publishServingModel, readServingPointer, ServingModelCache } from '#shared/serving';
-import { putObject } from '#shared/storage';
-import { sha256Hex } from '#shared/model-storage';
+import { putObject, sha256Hex } from '#shared/storage';
 import { HttpError } from '#shared/errors';
 import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
 import { SAMPLE_MODEL } from '../../scripts/local/stack.ts';
@@ -71,4 +70,15 @@ it('keeps serving the last model when the new one cannot be loaded', async () =>
   await cache.get();
   await new Promise((r) => setTimeout(r, 50));
   expect((await cache.get()).pointer.version).toBe('1');
+});
+
+it('refuses a model file that is not the one the pointer names (overwritten since its promotion)', async () => {
+  await publish('swapped', '1', readFileSync(SAMPLE_MODEL));
+  const pointer = (await readServingPointer('swapped'))!.pointer;
+  // A valid model, written over the promoted file's key.
+  await putObject(pointer.s3_key, buildLinearRegressor({ coefficients: [8, 3, 5, 5, 5, 0.5, 6, 6], intercept: 4 }));
+  const cold = new ServingModelCache('swapped', 100);
+  const error = await cold.get().catch((e: unknown) => e);
+  expect((error as HttpError).statusCode).toBe(503);
+  expect(((error as HttpError).cause as Error).message).toMatch(/holds a file with sha256 [0-9a-f]{64}, not the [0-9a-f]{64} the serving pointer names/);
 });
