@@ -65,7 +65,8 @@ export async function redriveDlq(options: RedriveOptions): Promise<RedriveResult
       }),
     );
     if (Messages.length === 0) return result;
-    const toMove = Messages.filter((m) => Number(m.Attributes?.SentTimestamp ?? 0) < startedAt);
+    // Parked up to the millisecond the redrive started: one sent in that same millisecond was parked before it.
+    const toMove = Messages.filter((m) => Number(m.Attributes?.SentTimestamp ?? 0) <= startedAt);
     if (toMove.length === 0) continue;
     const { sent, failed } = await sendMessages(
       sqs,
