@@ -7,6 +7,10 @@ import { ROOT, startLocalStack } from './local/stack.ts';
 
 const log = (message: string) => console.log(`[hubfolio] ${message}`);
 
+// The AWS SDK warns on Node 20 that its releases after January 2027 need Node 22; the versions this
+// project pins run on Node 20.19+, and the deployed functions run on nodejs22.x.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const stack = await startLocalStack({
   env: process.env,
   dataDir: resolve(ROOT, '.local'),
