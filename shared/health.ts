@@ -2,6 +2,7 @@ import { config } from '#shared/config';
 import { pool } from '#shared/db';
 import { logger } from '#shared/log';
 import { queueReachable } from '#shared/queue';
+import type { HealthReport } from '#shared/responses';
 import { registry } from '#shared/registry';
 import { servingModels } from '#shared/serving';
 import { bucketState } from '#shared/storage';
@@ -27,19 +28,6 @@ async function probe<T>(name: string, run: () => Promise<T>): Promise<T | null> 
 
 const answered = async (name: string, run: () => Promise<unknown>) => (await probe(name, run)) !== null;
 
-export interface HealthReport {
-  status: 'healthy' | 'degraded' | 'unhealthy';
-  minio_connected: boolean;
-  s3_connected: boolean;
-  bucket_exists: boolean;
-  postgres_connected: boolean;
-  sqs_connected: boolean;
-  mlflow_connected: boolean;
-  thingsboard_connected: boolean;
-  model_loaded: boolean;
-  issues: string[];
-  timestamp: string;
-}
 
 /**
  * The seed's health keys plus s3_connected (same as minio_connected, kept for compatibility),

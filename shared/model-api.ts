@@ -9,6 +9,7 @@ import { refuseForeignFormat } from '#shared/model-validation';
 import { MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '#shared/schemas';
 import { SERVING_TARGET, type ExportedFile, type PromotionResult, type PromotionTarget, type VersionRef, type VersionSelector } from '#shared/promotion';
 import type { RegistrationOutcome } from '#shared/registration';
+import type { ExportResponse, PromoteResponse, UploadResponse, UploadUrlResponse } from '#shared/responses';
 import type { ModelStage } from '#shared/registry';
 
 /**
@@ -47,7 +48,7 @@ export const flagText = z
   .refine((v) => FLAG_WORDS.has(v), { error: 'must be true or false' })
   .transform((v) => TRUE_WORDS.has(v));
 
-const uploadFieldsSchema = z.strictObject(
+export const uploadFieldsSchema = z.strictObject(
   {
     model_name: modelName.optional(),
     r2_score: numberText(METRIC_RULES.r2_score).optional(),
@@ -235,7 +236,7 @@ export function uploadResponse(outcome: RegistrationOutcome): HttpResult {
       s3_key: outcome.exportKey,
       promoted: outcome.promoted,
       ...(outcome.promotionError ? { promotion_error: outcome.promotionError } : {}),
-    },
+    } satisfies UploadResponse,
   };
 }
 
@@ -262,7 +263,7 @@ export async function createUploadUrl(request: z.infer<typeof uploadUrlRequestSc
   if (request.mae !== undefined) metadata.mae = String(request.mae);
   if (request.promote !== undefined) metadata.promote = String(request.promote);
   const url = await presignPut(key, expiresIn, metadata);
-  return { statusCode: 200, body: { url, key, expires_in: expiresIn, method: 'PUT', model_name: name } };
+  return { statusCode: 200, body: { url, key, expires_in: expiresIn, method: 'PUT', model_name: name } satisfies UploadUrlResponse };
 }
 
 /** POST /model/export-to-s3's answer, as the seed (`stage` is the version's stage in MLflow). */
@@ -277,7 +278,7 @@ export const exportResponse = (ref: VersionRef, exported: ExportedFile): HttpRes
     s3_key: exported.key,
     sha256: exported.sha256,
     already_exported: !exported.created,
-  },
+  } satisfies ExportResponse,
 });
 
 export const promoteResponse = (ref: VersionRef, target: PromotionTarget, result: PromotionResult): HttpResult => ({
@@ -290,5 +291,5 @@ export const promoteResponse = (ref: VersionRef, target: PromotionTarget, result
     stage: target.stage ?? null,
     serving: result.serving,
     s3_key: result.exportKey,
-  },
+  } satisfies PromoteResponse,
 });

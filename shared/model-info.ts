@@ -1,8 +1,9 @@
 import { config } from '#shared/config';
 import { HttpError } from '#shared/errors';
 import { FEATURES } from '#shared/model';
-import { findModelFile, type Metrics, type Registry } from '#shared/model-files';
+import { findModelFile, type Metrics } from '#shared/model-files';
 import { MlflowUnavailableError, registry, type MlflowClient, type ModelStage } from '#shared/registry';
+import type { ModelInfo } from '#shared/responses';
 import { ServingModelCache, servingModels, type ServingModel } from '#shared/serving';
 
 /**
@@ -12,32 +13,6 @@ import { ServingModelCache, servingModels, type ServingModel } from '#shared/ser
  * `mlflow_error` says why.
  */
 
-export interface ModelInfo {
-  model_loaded: boolean;
-  model_name: string | null;
-  features: string[];
-  num_features: number;
-  serving: {
-    model_name: string;
-    version: string;
-    registry: Registry | null;
-    s3_key: string;
-    sha256: string;
-    run_id: string | null;
-    promoted_at: string;
-    file_name: string | null;
-    stage: ModelStage | null;
-    aliases: string[];
-    metrics: Metrics;
-  } | null;
-  serving_error?: string;
-  mlflow: {
-    name: string;
-    latest_versions: Array<{ version: string; stage: ModelStage; run_id: string | null; created_at: string }>;
-    created_at: string;
-  } | null;
-  mlflow_error?: string;
-}
 
 const caches = new Map<string, ServingModelCache>();
 

@@ -49,3 +49,11 @@ it('refuses bad input over HTTP with a 4xx that names the field', async () => {
   expect(response.status).toBe(400);
   expect(((await response.json()) as { detail: string }).detail).toMatch(/bio: must be true or false/);
 });
+
+it('serves its OpenAPI document', async () => {
+  const response = await fetch(`${stack.url}/openapi.json`);
+  expect(response.status).toBe(200);
+  const document = (await response.json()) as { openapi: string; paths: Record<string, unknown> };
+  expect(document.openapi).toBe('3.1.0');
+  expect(Object.keys(document.paths)).toContain('/predict');
+});

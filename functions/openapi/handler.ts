@@ -1,0 +1,7 @@
+import { httpHandler } from '#shared/http';
+import { openApiDocument } from '#shared/openapi';
+
+const document = openApiDocument();
+
+/** GET /openapi.json: the API's OpenAPI 3.1 document, generated from the schemas the functions validate with. */
+export const handler = httpHandler(async () => ({ statusCode: 200, body: document }));

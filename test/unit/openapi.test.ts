@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { expect, it } from 'vitest';
+import { openApiDocument } from '#shared/openapi';
+import { ROOT } from '../../scripts/local/stack.ts';
+
+const document = openApiDocument() as { paths: Record<string, Record<string, any>>; components: { schemas: Record<string, any> } };
+
+it('is a valid OpenAPI 3.1 document', async () => {
+  const result = await new Validator().validate(structuredClone(document));
+  expect(result.errors ?? []).toEqual([]);
+  expect(result.valid).toBe(true);
+});
+
+it('documents exactly the routes serverless.yml serves', () => {
+  const yml = readFileSync(`${ROOT}/serverless.yml`, 'utf8');
+  const served = [...yml.matchAll(/httpApi: \{ method: (\w+), path: (\S+) \}/g)].map(([, method, path]) => `${method} ${path}`).sort();
+  const documented = Object.entries(document.paths)
+    .flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`))
+    .sort();
+  expect(served.length).toBeGreaterThan(8);
+  expect(documented).toEqual(served);
+});
+
+it('describes /predict with the seed fields, the rules the validation applies, and nothing else', () => {
+  const request = document.components.schemas.PredictRequest;
+  expect(request.required).toEqual(['user_id', 'projetos_min', 'habilidades_min', 'kw_contexto', 'kw_processo', 'kw_resultado', 'consistencia_visual_score', 'bio', 'contatos']);
+  expect(request.additionalProperties).toBe(false);
+  expect(request.properties.consistencia_visual_score).toEqual({ type: 'number', minimum: 0, maximum: 100 });
+  expect(request.properties.bio).toEqual({ type: 'boolean' });
+  expect(document.paths['/predict']!.post.responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Prediction' });
+  expect(document.components.schemas.Prediction.required).toContain('predicted_iq');
+});
+
+it('takes the model upload as multipart with the file and the seed form fields', () => {
+  const form = document.paths['/model/upload']!.post.requestBody.content['multipart/form-data'].schema;
+  expect(form.required).toEqual(['file']);
+  expect(Object.keys(form.properties)).toEqual(['file', 'model_name', 'r2_score', 'rmse', 'mae', 'register_in_mlflow', 'export_to_s3', 'promote']);
+});
