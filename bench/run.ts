@@ -50,7 +50,10 @@ async function benchDatabase(): Promise<{ url: string; drop: () => Promise<void>
   };
 }
 
-/** Bundles a handler as serverless-esbuild does for deployment, for a cold start that compiles nothing. */
+/**
+ * Bundles a handler as serverless-esbuild does for deployment (serverless.yml's custom.esbuild; the
+ * target is this Node's), for a cold start that compiles no TypeScript.
+ */
 async function bundle(entry: string, outdir: string): Promise<string> {
   const outfile = join(outdir, 'handler.js');
   await build({
@@ -59,9 +62,11 @@ async function bundle(entry: string, outdir: string): Promise<string> {
     bundle: true,
     platform: 'node',
     format: 'cjs',
-    target: 'node20',
+    target: `node${process.versions.node.split('.')[0]}`,
     minify: true,
     keepNames: true,
+    sourcemap: true,
+    sourcesContent: false,
     external: ['onnxruntime-node'],
     logLevel: 'error',
   });
@@ -155,8 +160,9 @@ try {
     // Asynchronously: the emulators the child talks to run in this process.
     const { stdout } = await execFileAsync(process.execPath, [resolve(ROOT, 'bench/cold-start.mjs'), bundled], {
       encoding: 'utf8',
-      // As on Lambda, where the layer's packages are found through NODE_PATH.
-      env: { ...process.env, NODE_PATH: resolve(ROOT, 'node_modules') },
+      // As on Lambda: the layer's packages are found through NODE_PATH, and serverless.yml sets
+      // NODE_OPTIONS so that stack traces point into the TypeScript sources.
+      env: { ...process.env, NODE_PATH: resolve(ROOT, 'node_modules'), NODE_OPTIONS: '--enable-source-maps' },
       cwd: ROOT,
     });
     colds.push(JSON.parse(stdout.trim().split('\n').pop()!));
@@ -266,11 +272,15 @@ rows marked delivered (none missing, none doubled when both equal ${f.prediction
   once (SQS takes at most 10 messages per call; one message per prediction, so that the consumer can retry and park each
   one alone). It is CPU-bound in the function's process (${r.batch1000.cpuMsPerCall} ms of CPU per batch), most of it in the SDK's 100 calls.
 - The cold start is the bundled handler (esbuild, minified, as \`npm run package\` builds it: ${round(r.bundleBytes / 2 ** 20)} MiB) required by a
-  fresh Node process. Module init is mostly V8 compiling and running that bundle (AWS SDK S3 and SQS clients, zod,
-  onnx-proto, pg) and loading ONNX Runtime's native library. On Node 20, as here, it also includes about 20 ms that
-  Lambda's nodejs22.x runtime does not spend: pg probes for Cloudflare Workers by touching \`Response\`, which makes Node 20
-  load its fetch implementation (Node 22 answers the probe from \`navigator\`). The first invocation fetches the serving
-  model, opens its session and makes the first INSERT and SendMessage.
+  fresh Node process with \`--enable-source-maps\`, as deployed. Module init is mostly V8 compiling and running that bundle
+  (AWS SDK S3 and SQS clients, zod, onnx-proto, pg), loading ONNX Runtime's native library, and parsing the source map
+  (the price of stack traces that point into the TypeScript sources).${
+  Number(process.versions.node.split('.')[0]) < 21
+    ? ` On Node ${process.versions.node.split('.')[0]}, as here, it also includes time that
+  Lambda's nodejs22.x runtime does not spend: pg probes for Cloudflare Workers by touching \`Response\`, which makes this Node
+  load its fetch implementation (Node 22 answers the probe from \`navigator\`).`
+    : ''
+} The first invocation fetches the serving model, opens its session and makes the first INSERT and SendMessage.
 - Over HTTP, serverless-offline adds its own worker-thread hop per request and starts one worker per concurrent request;
   it is the local development path, not the deployed one.
 `;
