@@ -28,6 +28,15 @@ export const configSchema = z.object({
     (v) => (v === '' ? undefined : v),
     z.url({ message: 'expected the SQS queue URL of the predictions dead-letter queue' }).optional(),
   ),
+  /**
+   * The queue that brings the model sync back 30 s after each scheduled run (a delayed message), so
+   * that a promotion made in MLflow's UI serves within a minute without a function waiting between
+   * the two looks. Without it the sync looks once a minute.
+   */
+  MODEL_SYNC_QUEUE_URL: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.url({ message: 'expected the SQS queue URL of the model-sync queue' }).optional(),
+  ),
   MODEL_NAME: z
     .string()
     .regex(MODEL_NAME_PATTERN, 'expected a model name of letters, digits, ".", "_" or "-" (max 100)')

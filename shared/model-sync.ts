@@ -1,3 +1,4 @@
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { config } from '#shared/config';
 import { UnprocessableError } from '#shared/errors';
 import { logger } from '#shared/log';
@@ -5,6 +6,7 @@ import { currentPointer, type ServingPointer } from '#shared/serving';
 import { knownModelNames, readSyncState, saveSyncState, unfinishedModelFiles } from '#shared/model-files';
 import { mlflowVersionRef, serve, SERVING_ALIAS, SERVING_STAGE, type VersionRef } from '#shared/promotion';
 import { MAX_ATTEMPTS, resumeModelFile } from '#shared/registration';
+import { sqs } from '#shared/queue';
 import { MlflowError, registry, type MlflowClient, type ModelVersion } from '#shared/registry';
 
 /**
@@ -17,19 +19,16 @@ import { MlflowError, registry, type MlflowClient, type ModelVersion } from '#sh
  * still names an older version; when both moved, the alias (MLflow's current mechanism) wins.
  * With MLflow down nothing changes: predictions keep the last exported model.
  *
- * EventBridge schedules run at most once a minute, so each invocation looks twice, 30 s apart: a
- * promotion in MLflow is published within 30 s and reaches predictions MODEL_REFRESH_SECONDS later
- * (60 s with the defaults).
+ * EventBridge schedules run at most once a minute, so each scheduled run also leaves a message on
+ * the model-sync queue, delayed 30 s, that invokes the function for a second look: a promotion in
+ * MLflow is published within 30 s and reaches predictions MODEL_REFRESH_SECONDS later (60 s with the
+ * defaults), and no function sits waiting (and billed) between the two looks.
  */
 
 /** Unfinished files handled per run, so one run stays well inside the function's timeout. */
 const RESUME_BATCH = 10;
-/** Time between the passes of one invocation. */
-export const SYNC_INTERVAL_MS = 30_000;
-/** What one pass may take, at most, to be started. */
-const PASS_BUDGET_MS = 20_000;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** When the second look of a scheduled run comes. */
+export const SECOND_LOOK_DELAY_SECONDS = 30;
 
 export interface ModelSyncResult {
   model_name: string;
@@ -65,14 +64,22 @@ export async function syncModels(): Promise<SyncReport> {
   return { mlflow: 'reachable', resumed, models };
 }
 
-/** One pass now and, when MLflow answered and the invocation has time left, another `intervalMs` after it started. */
-export async function syncPasses(remainingMs: () => number, intervalMs = SYNC_INTERVAL_MS): Promise<SyncReport[]> {
-  const started = Date.now();
-  const first = await syncModels();
-  const wait = intervalMs - (Date.now() - started);
-  if (first.mlflow !== 'reachable' || remainingMs() < wait + PASS_BUDGET_MS) return [first];
-  await sleep(wait);
-  return [first, await syncModels()];
+/**
+ * A scheduled run: one look now and, when MLflow answered, a delayed message on the model-sync queue
+ * for the second. A message that cannot be sent costs that second look only: the next run comes
+ * within a minute.
+ */
+export async function scheduledSync(): Promise<SyncReport> {
+  const report = await syncModels();
+  const queueUrl = config().MODEL_SYNC_QUEUE_URL;
+  if (report.mlflow === 'reachable' && queueUrl) {
+    try {
+      await sqs().send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify({ look: 'second' }), DelaySeconds: SECOND_LOOK_DELAY_SECONDS }));
+    } catch (error) {
+      logger.warn('could not ask for the second look of the model sync', { error: error as Error });
+    }
+  }
+  return report;
 }
 
 async function resumeUnfinished(): Promise<number> {

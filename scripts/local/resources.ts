@@ -31,10 +31,10 @@ export async function ensureBucket(e: AwsEndpoints, bucket: string): Promise<voi
 }
 
 /**
- * The predictions queue and its dead-letter queue, as serverless.yml declares them for AWS:
- * visibility 60 s, a message moves to the DLQ after 5 receives.
+ * The predictions queue and its dead-letter queue, as serverless.yml declares them for AWS
+ * (visibility 60 s, a message moves to the DLQ after 5 receives), and the model-sync queue.
  */
-export async function ensureQueues(e: AwsEndpoints, prefix: string): Promise<{ queueUrl: string; dlqUrl: string }> {
+export async function ensureQueues(e: AwsEndpoints, prefix: string): Promise<{ queueUrl: string; dlqUrl: string; syncQueueUrl: string }> {
   const sqs = sqsClient(e);
   const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-predictions-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }));
   const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
@@ -44,7 +44,10 @@ export async function ensureQueues(e: AwsEndpoints, prefix: string): Promise<{ q
       Attributes: { VisibilityTimeout: '60', RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: '5' }) },
     }),
   );
-  return { queueUrl: queue.QueueUrl!, dlqUrl: dlq.QueueUrl! };
+  const sync = await sqs.send(
+    new CreateQueueCommand({ QueueName: `${prefix}-model-sync`, Attributes: { VisibilityTimeout: '60', MessageRetentionPeriod: '60' } }),
+  );
+  return { queueUrl: queue.QueueUrl!, dlqUrl: dlq.QueueUrl!, syncQueueUrl: sync.QueueUrl! };
 }
 
 const INCOMING_NOTIFICATION_ID = 'hubfolio-incoming';

@@ -14,7 +14,7 @@ export const SAMPLE_MODEL = resolve(ROOT, 'models/hubfolio-sample.onnx');
 const SERVICE_PREFIX = 'hubfolio-functions-dev-';
 
 /** Functions fed by the bridge, as serverless.yml wires them on AWS (absent ones are skipped). */
-export const BRIDGED = { s3Incoming: 'modelIngest', sqsConsumer: 'telemetryForwarder' } as const;
+export const BRIDGED = { s3Incoming: 'modelIngest', sqsConsumer: 'telemetryForwarder', syncConsumer: 'modelSync' } as const;
 
 export interface LocalStackOptions {
   /** The user's environment: AWS_ENDPOINT_URL*, DATABASE_URL, MLFLOW_TRACKING_URI, THINGSBOARD_URL replace embedded or absent parts. */
@@ -98,7 +98,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     log(`migrations: ${applied.length ? applied.join(', ') : 'up to date'}`);
 
     await ensureBucket(endpoints, bucket);
-    const { queueUrl, dlqUrl } = await ensureQueues(endpoints, 'hubfolio-local');
+    const { queueUrl, dlqUrl, syncQueueUrl } = await ensureQueues(endpoints, 'hubfolio-local');
     if (await seedSampleModel(endpoints, bucket, modelName, SAMPLE_MODEL)) log(`serving model: bundled sample (${modelName} v0)`);
 
     const port = options.port ?? 3000;
@@ -113,6 +113,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       MODEL_NAME: modelName,
       PREDICTIONS_QUEUE_URL: queueUrl,
       PREDICTIONS_DLQ_URL: dlqUrl,
+      MODEL_SYNC_QUEUE_URL: syncQueueUrl,
       AWS_ENDPOINT_URL_S3: endpoints.s3,
       AWS_ENDPOINT_URL_SQS: endpoints.sqs,
       ...(deviceToken ? { THINGSBOARD_DEVICE_TOKEN: deviceToken } : {}),
@@ -164,20 +165,23 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         log(`drop folder: ${external} refused the bucket notification (${(error as Error).message}); files put under incoming/ are not registered locally, POST /model/upload still is`);
       }
     }
-    if (functions.has(BRIDGED.sqsConsumer)) {
+    // SQS event sources, as serverless.yml declares them: the bridge polls, invokes, deletes what succeeded.
+    const bridgeQueue = async (fn: string, bridgedQueueUrl: string, batchSize: number) => {
       const sqs = sqsClient(endpoints);
-      const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+      const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: bridgedQueueUrl, AttributeNames: ['QueueArn'] }));
       const bridge = startSqsBridge({
         sqs,
-        queueUrl,
-        queueArn,
+        queueUrl: bridgedQueueUrl,
+        queueArn: Attributes!.QueueArn!,
         region,
-        batchSize: 50, // as the event source in serverless.yml
-        invoke: (event) => invoke(BRIDGED.sqsConsumer, event),
-        onError: (error) => log(`bridge: ${BRIDGED.sqsConsumer}: ${(error as Error).message}`),
+        batchSize,
+        invoke: (event) => invoke(fn, event),
+        onError: (error) => log(`bridge: ${fn}: ${(error as Error).message}`),
       });
       stops.push(bridge.stop); // stopped first (stops run in reverse): no polling of a stopped emulator
-    }
+    };
+    if (functions.has(BRIDGED.syncConsumer)) await bridgeQueue(BRIDGED.syncConsumer, syncQueueUrl, 1);
+    if (functions.has(BRIDGED.sqsConsumer)) await bridgeQueue(BRIDGED.sqsConsumer, queueUrl, 50);
     return { url, env: stackEnv, queueUrl, dlqUrl, endpoints, stop: stopAll };
   } catch (error) {
     await stopAll();

@@ -30,6 +30,7 @@ if (inject('schemaPerFile')) {
 }
 process.env.DATABASE_URL = databaseUrl;
 await ensureBucket(endpoints, `test-${id}`);
-const { queueUrl, dlqUrl } = await ensureQueues(endpoints, `test-${id}`);
+const { queueUrl, dlqUrl, syncQueueUrl } = await ensureQueues(endpoints, `test-${id}`);
 process.env.PREDICTIONS_QUEUE_URL = queueUrl;
+process.env.MODEL_SYNC_QUEUE_URL = syncQueueUrl;
 process.env.TEST_DLQ_URL = dlqUrl;

@@ -89,6 +89,6 @@ describe('without MLflow', () => {
   });
 
   it('has nothing to sync', async () => {
-    expect(await syncHandler({} as never, lambdaContext('modelSync'))).toEqual([{ mlflow: 'not configured', resumed: 0, models: [] }]);
+    expect(await syncHandler({} as never, lambdaContext('modelSync'))).toEqual({ mlflow: 'not configured', resumed: 0, models: [] });
   });
 });

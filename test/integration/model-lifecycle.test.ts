@@ -1,10 +1,11 @@
 import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetQueueAttributesCommand, PurgeQueueCommand } from '@aws-sdk/client-sqs';
+import type { SQSEvent } from 'aws-lambda';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { config } from '#shared/config';
 import { FEATURES, type FeatureRow } from '#shared/model';
 import { MAX_UPLOAD_BYTES } from '#shared/model-api';
-import { syncPasses } from '#shared/model-sync';
 import { readServingPointer, ServingModelCache } from '#shared/serving';
 import { getObject, s3 } from '#shared/storage';
 import { handler as exportHandler } from '../../functions/model-export/handler.ts';
@@ -15,9 +16,10 @@ import { handler as uploadUrlHandler } from '../../functions/model-upload-url/ha
 import { handler as uploadHandler } from '../../functions/model-upload/handler.ts';
 import { handler as syncHandler } from '../../functions/model-sync/handler.ts';
 import { s3NotificationEvent } from '../../scripts/local/bridge.ts';
+import { sqsClient } from '../../scripts/local/resources.ts';
 import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
 import { startFakeMlflow, type FakeMlflow } from '../fakes/mlflow.ts';
-import { query } from '../helpers/fixtures.ts';
+import { query, testEndpoints } from '../helpers/fixtures.ts';
 import { servedVersion } from '../helpers/serving.ts';
 import { httpEvent, invokeHttp, lambdaContext, postJson } from '../helpers/lambda.ts';
 
@@ -52,11 +54,18 @@ const info = (modelName: string) =>
 
 const ingest = (key: string, size = 1, eTag = 'etag') =>
   ingestHandler(s3NotificationEvent(BUCKET(), key, size, eTag, 'us-east-1') as never, lambdaContext('modelIngest'));
-/** One pass of the sync function (the test context leaves no time for a second one). */
-async function sync() {
-  const passes = await syncHandler({} as never, lambdaContext('modelSync'));
-  expect(passes).toHaveLength(1);
-  return passes[0]!;
+/** One scheduled run of the sync function (a look now; the second look is a delayed message). */
+const sync = () => syncHandler({} as never, lambdaContext('modelSync'));
+
+/** The second look, as the model-sync queue's event source delivers it 30 s after a run. */
+const secondLook = () =>
+  syncHandler({ Records: [{ messageId: 'm1', body: '{"look":"second"}', eventSource: 'aws:sqs' }] } as unknown as SQSEvent, lambdaContext('modelSync'));
+
+async function delayedSyncMessages(): Promise<number> {
+  const { Attributes = {} } = await sqsClient(testEndpoints()).send(
+    new GetQueueAttributesCommand({ QueueUrl: process.env.MODEL_SYNC_QUEUE_URL, AttributeNames: ['ApproximateNumberOfMessagesDelayed'] }),
+  );
+  return Number(Attributes.ApproximateNumberOfMessagesDelayed);
 }
 
 async function keysUnder(prefix: string): Promise<string[]> {
@@ -335,13 +344,16 @@ describe('promotion', () => {
     expect(await servedVersion(cache, '3')).toBe(43);
   });
 
-  it('looks twice per invocation, so a promotion made between the passes is published by the second', async () => {
-    // The first pass takes well under 1.5 s even on the embedded PGlite; the second starts at 3 s.
-    setTimeout(() => fakeModel('ui')!.aliases.set('production', 1), 1_500);
-    const passes = await syncPasses(() => 60_000, 3_000);
-    expect(passes).toHaveLength(2);
-    expect(passes[0]!.models).toContainEqual({ model_name: 'ui', action: 'unchanged' });
-    expect(passes[1]!.models).toContainEqual({ model_name: 'ui', action: 'published', version: '1' });
+  it('asks for a second look 30 s after each run, without waiting for it, and the second look publishes a promotion made in between', async () => {
+    await sqsClient(testEndpoints()).send(new PurgeQueueCommand({ QueueUrl: process.env.MODEL_SYNC_QUEUE_URL }));
+    expect((await sync()).models).toContainEqual({ model_name: 'ui', action: 'unchanged' });
+    expect(await delayedSyncMessages()).toBe(1);
+
+    fakeModel('ui')!.aliases.set('production', 1);
+    expect((await secondLook()).models).toContainEqual({ model_name: 'ui', action: 'published', version: '1' });
+    // The second look asks for no third one.
+    expect(await delayedSyncMessages()).toBe(1);
+
     // Back to version 3 for the next test.
     fakeModel('ui')!.aliases.set('production', 3);
     expect((await sync()).models).toContainEqual({ model_name: 'ui', action: 'published', version: '3' });
@@ -350,7 +362,10 @@ describe('promotion', () => {
   it('keeps serving the last exported model when MLflow is down', async () => {
     const cache = new ServingModelCache('ui', 100);
     fake.setDown(true);
+    await sqsClient(testEndpoints()).send(new PurgeQueueCommand({ QueueUrl: process.env.MODEL_SYNC_QUEUE_URL }));
     expect((await sync()).mlflow).toBe('unreachable');
+    // Nothing to look at twice: the next run tries again.
+    expect(await delayedSyncMessages()).toBe(0);
     expect(await servedVersion(cache, '3')).toBe(43);
     const { status, body } = await info('ui');
     expect(status).toBe(200);

@@ -10,6 +10,8 @@ DLQ_URL=$(awslocal sqs create-queue --queue-name hubfolio-local-predictions-dlq 
 DLQ_ARN=$(awslocal sqs get-queue-attributes --queue-url "$DLQ_URL" --attribute-names QueueArn --query Attributes.QueueArn --output text)
 awslocal sqs create-queue --queue-name hubfolio-local-predictions \
   --attributes "{\"VisibilityTimeout\":\"60\",\"RedrivePolicy\":\"{\\\"deadLetterTargetArn\\\":\\\"${DLQ_ARN}\\\",\\\"maxReceiveCount\\\":\\\"5\\\"}\"}"
+awslocal sqs create-queue --queue-name hubfolio-local-model-sync \
+  --attributes VisibilityTimeout=60,MessageRetentionPeriod=60 >/dev/null
 # The drop folder: S3 notifies a queue of objects created under incoming/, and `npm start` feeds
 # that queue to modelIngest (on AWS, serverless.yml subscribes the function to the bucket itself).
 EVENTS_URL=$(awslocal sqs create-queue --queue-name hubfolio-local-incoming-events \
