@@ -71,3 +71,17 @@ export class ServiceUnavailableError extends HttpError {
     super(503, message, { ...options, expose: true });
   }
 }
+
+/**
+ * What of an HTTP client's error may travel on as a `cause`, and so into the logs: its name, code
+ * and message. An axios error also carries the request it failed on: headers, a login's password
+ * in the body, a model file's bytes.
+ */
+export function redactedCause(error: unknown): Error {
+  if (!(error instanceof Error)) return new Error(String(error));
+  const code = (error as { code?: unknown }).code;
+  const redacted = new Error(error.message);
+  redacted.name = error.name;
+  if (typeof code === 'string') Object.assign(redacted, { code });
+  return redacted;
+}

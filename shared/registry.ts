@@ -2,7 +2,7 @@ import axios, { type AxiosInstance } from 'axios';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { config } from '#shared/config';
-import { BadRequestError, HttpError, ServiceUnavailableError } from '#shared/errors';
+import { BadRequestError, HttpError, redactedCause, ServiceUnavailableError } from '#shared/errors';
 
 /**
  * MLflow tracking server client over its REST API (../shared/contracts/mlflow-rest.md): experiments,
@@ -793,7 +793,7 @@ export class MlflowClient {
           throw new MlflowUnavailableError(
             `MLflow is unavailable: could not ${call.what} (${this.describe(call)}: ${this.networkReason(call, error.code, error.message)}` +
               `, ${attempt} attempt${attempt > 1 ? 's' : ''}). Check that the MLflow tracking server is running and that MLFLOW_TRACKING_URI points to it.`,
-            { cause: error },
+            { cause: redactedCause(error) },
           );
         }
       }

@@ -1,5 +1,6 @@
 import axios, { type AxiosInstance, type AxiosResponse, isAxiosError } from 'axios';
 import { config } from '#shared/config';
+import { redactedCause } from '#shared/errors';
 import type { PredictionMessage } from '#shared/messages';
 
 /**
@@ -545,7 +546,7 @@ export class ThingsBoardAdmin {
         undefined,
         undefined,
         undefined,
-        { cause: error },
+        { cause: redactedCause(error) },
       );
     }
   }

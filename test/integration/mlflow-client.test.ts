@@ -246,6 +246,18 @@ describe('failures', () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
+  it('keeps the request, and so a model file\'s bytes, out of the error a failed upload gives (and so out of the logs)', async () => {
+    const run = await newRun();
+    fake.setDown(true);
+    const bytes = Buffer.from('model-bytes-that-must-not-be-logged');
+    const error = await mlflow.uploadArtifact(run.info.artifact_uri, 'model/model.onnx', bytes).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MlflowUnavailableError);
+    const cause = (error as Error).cause as Record<string, unknown>;
+    expect(cause).toBeInstanceOf(Error);
+    expect(Object.keys(cause).sort()).toEqual(['code', 'name']);
+    expect(JSON.stringify(Object.getOwnPropertyNames(cause).map((k) => cause[k]))).not.toContain('model-bytes');
+  });
+
   it('pings true when up and false when down', async () => {
     expect(await mlflow.ping()).toBe(true);
     fake.setDown(true);

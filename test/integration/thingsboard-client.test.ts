@@ -354,6 +354,19 @@ describe('provisioning', () => {
 
     await expect(run()).rejects.toThrow(/Cannot reach ThingsBoard at .*THINGSBOARD_URL/s);
   });
+
+  it('keeps the password out of the error an unreachable ThingsBoard gives (and so out of the logs)', async () => {
+    tb.setDown(true);
+    const password = 'not-in-any-log-7f3a';
+    const error = await new ThingsBoardAdmin({ url: tb.url, username: TENANT.username, password }).login().catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(/Cannot reach ThingsBoard/);
+    // What a structured logger writes of an error: every own property, down the cause chain.
+    const chain: unknown[] = [];
+    for (let e: unknown = error; e instanceof Error; e = e.cause) chain.push(e);
+    expect(chain.length).toBeGreaterThan(1);
+    const written = JSON.stringify(chain.map((e) => Object.fromEntries(Object.getOwnPropertyNames(e).map((k) => [k, (e as never)[k]]))));
+    expect(written).not.toContain(password);
+  });
 });
 
 describe('dashboard JSON', () => {
