@@ -50,6 +50,8 @@ const errors = (clientErrors: string) => ({
   '5XX': answer('A dependency failed; `detail` says which when it is safe to (503: retry shortly)', 'Error'),
 });
 const jsonBody = (schema: Json) => ({ required: true, ...json(schema) });
+/** Routes that change what serves take SigV4-signed requests (serverless.yml: authorizer aws_iam). */
+const IAM = { security: [{ awsSigV4: [] }] };
 
 export function openApiDocument(): Json {
   const formFields = jsonSchema(uploadFieldsSchema, 'input');
@@ -89,6 +91,7 @@ export function openApiDocument(): Json {
       '/model/upload': {
         post: {
           summary: 'Upload an ONNX model: validate, store, register in MLflow, export to S3 and promote',
+          ...IAM,
           requestBody: {
             required: true,
             content: {
@@ -111,6 +114,7 @@ export function openApiDocument(): Json {
       '/model/upload-url': {
         post: {
           summary: 'A presigned S3 PUT into the drop folder, for files too large for /model/upload',
+          ...IAM,
           requestBody: jsonBody(jsonSchema(uploadUrlRequestSchema, 'input')),
           responses: { '200': answer('PUT the file to `url` before it expires', 'UploadUrlResponse'), ...errors('Invalid body (400)') },
         },
@@ -118,6 +122,7 @@ export function openApiDocument(): Json {
       '/model/export-to-s3': {
         post: {
           summary: 'Export a version (by stage, version or alias) to models/ in S3',
+          ...IAM,
           requestBody: jsonBody(jsonSchema(exportRequestSchema, 'input')),
           responses: { '200': answer('Exported (or already exported)', 'ExportResponse'), ...errors('Invalid body (400) or no such version (404)') },
         },
@@ -137,6 +142,7 @@ export function openApiDocument(): Json {
       '/model/promote': {
         post: {
           summary: 'Move the production alias/stage, and so the serving model, to a version',
+          ...IAM,
           requestBody: jsonBody(jsonSchema(promoteRequestSchema, 'input')),
           responses: { '200': answer('Promoted', 'PromoteResponse'), ...errors('Invalid body (400) or no such version (404)') },
         },
@@ -145,6 +151,17 @@ export function openApiDocument(): Json {
         get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': {} } } } },
       },
     },
-    components: { schemas: COMPONENTS },
+    components: {
+      schemas: COMPONENTS,
+      securitySchemes: {
+        awsSigV4: {
+          type: 'apiKey',
+          name: 'Authorization',
+          in: 'header',
+          description: 'AWS Signature Version 4 (API Gateway IAM authorization), e.g. curl --aws-sigv4 "aws:amz:REGION:execute-api"',
+          'x-amazon-apigateway-authtype': 'awsSigv4',
+        },
+      },
+    },
   };
 }

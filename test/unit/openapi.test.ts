@@ -12,14 +12,18 @@ it('is a valid OpenAPI 3.1 document', async () => {
   expect(result.valid).toBe(true);
 });
 
-it('documents exactly the routes serverless.yml serves', () => {
+it('documents exactly the routes serverless.yml serves, and which of them need AWS credentials', () => {
   const yml = readFileSync(`${ROOT}/serverless.yml`, 'utf8');
-  const served = [...yml.matchAll(/httpApi: \{ method: (\w+), path: (\S+) \}/g)].map(([, method, path]) => `${method} ${path}`).sort();
-  const documented = Object.entries(document.paths)
-    .flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`))
-    .sort();
+  const routes = [...yml.matchAll(/httpApi: \{ method: (\w+), path: ([^,\s}]+)(, authorizer: \{ type: aws_iam \})? \}/g)];
+  const served = routes.map(([, method, path]) => `${method} ${path}`).sort();
+  const servedWithIam = routes.filter(([, , , iam]) => iam).map(([, method, path]) => `${method} ${path}`).sort();
+  const operations = Object.entries(document.paths).flatMap(([path, byMethod]) =>
+    Object.entries(byMethod).map(([method, operation]) => ({ route: `${method.toUpperCase()} ${path}`, operation })),
+  );
   expect(served.length).toBeGreaterThan(8);
-  expect(documented).toEqual(served);
+  expect(operations.map((o) => o.route).sort()).toEqual(served);
+  expect(servedWithIam).toEqual(['POST /model/export-to-s3', 'POST /model/promote', 'POST /model/upload', 'POST /model/upload-url']);
+  expect(operations.filter((o) => o.operation.security).map((o) => o.route).sort()).toEqual(servedWithIam);
 });
 
 it('describes /predict with the seed fields, the rules the validation applies, and nothing else', () => {
