@@ -55,13 +55,14 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 
 /**
  * Awaits database work for a request: a database that cannot be reached becomes a 503 that tells
- * the caller nothing was stored and to retry, instead of an anonymous 500.
+ * the caller to retry, instead of an anonymous 500. (It does not promise that nothing was stored:
+ * a connection lost during a COMMIT leaves that unknown.)
  */
 export async function databaseWork<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (error) {
     if (!isDatabaseUnavailable(error)) throw error;
-    throw new ServiceUnavailableError('The database is unavailable, so nothing was stored; retry shortly.', { cause: error });
+    throw new ServiceUnavailableError('The database is unavailable; retry shortly.', { cause: error });
   }
 }

@@ -54,7 +54,7 @@ describe('POST /predict', () => {
 });
 
 describe('PostgreSQL down', () => {
-  it('answers 503 saying nothing was stored, and queues nothing', async () => {
+  it('answers 503 asking to retry, and queues nothing', async () => {
     await drainQueue();
     const saved = { ...process.env };
     // A fresh container whose database refuses connections.
@@ -64,7 +64,7 @@ describe('PostgreSQL down', () => {
       const { handler } = await import('../../functions/predict/handler.ts');
       const { status, body } = await postJson(handler, '/predict', { ...SEED_EXAMPLE, user_id: 1004 });
       expect(status).toBe(503);
-      expect(body.detail).toBe('The database is unavailable, so nothing was stored; retry shortly.');
+      expect(body.detail).toBe('The database is unavailable; retry shortly.');
     } finally {
       process.env = saved;
     }
