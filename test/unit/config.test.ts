@@ -21,8 +21,9 @@ describe('parseConfig', () => {
   });
 
   it('treats empty optional variables as unset (serverless.yml passes empty strings)', () => {
-    const config = parseConfig({ ...required, MLFLOW_TRACKING_URI: '', THINGSBOARD_URL: '', AWS_ENDPOINT_URL: '' });
+    const config = parseConfig({ ...required, MLFLOW_TRACKING_URI: '', THINGSBOARD_URL: '', AWS_ENDPOINT_URL: '', MODEL_SYNC_QUEUE_URL: '' });
     expect(config.MLFLOW_TRACKING_URI).toBeUndefined();
+    expect(config.MODEL_SYNC_QUEUE_URL).toBeUndefined();
     expect(config.THINGSBOARD_URL).toBeUndefined();
   });
 
@@ -38,6 +39,7 @@ describe('parseConfig', () => {
     ['MLFLOW_TRACKING_URI', 'localhost:5000', /MLFLOW_TRACKING_URI: expected an http\(s\) URL/],
     ['MODEL_NAME', '../etc', /MODEL_NAME: expected a model name/],
     ['MODEL_REFRESH_SECONDS', '600', /MODEL_REFRESH_SECONDS: expected at most 60 seconds/],
+    ['MODEL_SYNC_QUEUE_URL', 'hubfolio-model-sync', /MODEL_SYNC_QUEUE_URL: expected the SQS queue URL of the model-sync queue/],
   ])('refuses %s=%s naming the variable and what it expects', (name, value, message) => {
     expect(() => parseConfig({ ...required, [name]: value })).toThrow(message);
   });
