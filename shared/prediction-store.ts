@@ -92,13 +92,13 @@ async function insertAt(db: pg.Pool | pg.ClientBase, rows: NewPrediction[], firs
 }
 
 /** Marks predictions as accepted by the queue (the relay, after its own send). */
-export async function markEnqueued(db: pg.Pool | pg.PoolClient, ids: string[]): Promise<void> {
+export async function markEnqueued(db: pg.Pool | pg.ClientBase, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
   await db.query('UPDATE predictions SET enqueued_at = now() WHERE id = ANY($1::uuid[])', [ids]);
 }
 
 /** Records a failed send so that operators can see why rows are pending. */
-export async function markEnqueueFailed(db: pg.Pool | pg.PoolClient, ids: string[], reason: string): Promise<void> {
+export async function markEnqueueFailed(db: pg.Pool | pg.ClientBase, ids: string[], reason: string): Promise<void> {
   if (ids.length === 0) return;
   await db.query(
     'UPDATE predictions SET enqueue_attempts = enqueue_attempts + 1, last_enqueue_error = $2 WHERE id = ANY($1::uuid[])',
@@ -112,7 +112,7 @@ export async function markEnqueueFailed(db: pg.Pool | pg.PoolClient, ids: string
  * time is kept when a duplicate or redriven message arrives (ThingsBoard overwrites the re-sent
  * point). Bounded in time, because the consumer must answer within its Lambda timeout.
  */
-export async function markSeenByConsumer(db: pg.Pool | pg.PoolClient, seen: string[], delivered: string[]): Promise<void> {
+export async function markSeenByConsumer(db: pg.Pool | pg.ClientBase, seen: string[], delivered: string[]): Promise<void> {
   if (seen.length === 0) return;
   await db.query({
     text: `UPDATE predictions
