@@ -28,17 +28,25 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
   return rest;
 }
 
+/** The response bodies, by the name the document gives them (components.schemas). */
+export const RESPONSE_SCHEMAS = {
+  Prediction: predictResponseSchema,
+  PredictBatchResponse: predictBatchResponseSchema,
+  Health: healthReportSchema,
+  UploadResponse: uploadResponseSchema,
+  UploadUrlResponse: uploadUrlResponseSchema,
+  ExportResponse: exportResponseSchema,
+  PromoteResponse: promoteResponseSchema,
+  ModelInfo: modelInfoSchema,
+  Error: errorResponseSchema,
+};
+
 const COMPONENTS = {
   PredictRequest: jsonSchema(predictRequestSchema, 'input'),
-  Prediction: jsonSchema(predictResponseSchema, 'output'),
-  PredictBatchResponse: jsonSchema(predictBatchResponseSchema, 'output'),
-  Health: jsonSchema(healthReportSchema, 'output'),
-  UploadResponse: jsonSchema(uploadResponseSchema, 'output'),
-  UploadUrlResponse: jsonSchema(uploadUrlResponseSchema, 'output'),
-  ExportResponse: jsonSchema(exportResponseSchema, 'output'),
-  PromoteResponse: jsonSchema(promoteResponseSchema, 'output'),
-  ModelInfo: jsonSchema(modelInfoSchema, 'output'),
-  Error: jsonSchema(errorResponseSchema, 'output'),
+  ...(Object.fromEntries(Object.entries(RESPONSE_SCHEMAS).map(([name, schema]) => [name, jsonSchema(schema, 'output')])) as Record<
+    keyof typeof RESPONSE_SCHEMAS,
+    Json
+  >),
 };
 type ComponentName = keyof typeof COMPONENTS;
 

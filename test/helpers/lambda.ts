@@ -1,8 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import type * as z from 'zod';
-import * as responses from '#shared/responses';
-import { predictResponseSchema } from '#shared/schemas';
+import { openApiDocument, RESPONSE_SCHEMAS } from '#shared/openapi';
 
 /** An API Gateway HTTP API (v2) event, as AWS and serverless-offline deliver it. */
 export function httpEvent(options: {
@@ -55,28 +54,34 @@ export const lambdaContext = (name = 'test'): Context =>
 
 type HttpLambda = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyResultV2>;
 
-/** What each route answers when it succeeds (GET /health: whatever its status), as the OpenAPI document says. */
-const DOCUMENTED: Record<string, z.ZodType> = {
-  'POST /predict': predictResponseSchema,
-  'POST /predict/batch': responses.predictBatchResponseSchema,
-  'GET /health': responses.healthReportSchema,
-  'POST /model/upload': responses.uploadResponseSchema,
-  'POST /model/upload-url': responses.uploadUrlResponseSchema,
-  'POST /model/export-to-s3': responses.exportResponseSchema,
-  'GET /model/info': responses.modelInfoSchema,
-  'POST /model/promote': responses.promoteResponseSchema,
-};
+type Answers = Record<string, { content?: { 'application/json'?: { schema?: { $ref?: string } } } }>;
+const documented = openApiDocument() as { paths: Record<string, Record<string, { responses: Answers }>> };
 
 /**
- * Holds every answer of an API route to its documented schema, unknown fields included (parsing
- * drops them, so the parsed body would differ): whatever a test does, the document stays true.
+ * The schema the OpenAPI document gives a route's answer with this status (an exact status, else
+ * its 4XX/5XX range); a route the document does not list answers errors through the one error
+ * mapping, so those are held to the Error schema.
  */
-function expectDocumented(route: string, status: number, body: unknown) {
-  const schema = route === 'GET /health' || status < 400 ? DOCUMENTED[route] : responses.errorResponseSchema;
+function documentedSchema(method: string, path: string, status: number): z.ZodType | undefined {
+  const answers = documented.paths[path]?.[method.toLowerCase()]?.responses;
+  if (!answers) return status >= 400 ? RESPONSE_SCHEMAS.Error : undefined;
+  const answer = answers[String(status)] ?? answers[`${String(status)[0]}XX`];
+  if (!answer) throw new Error(`${method} ${path} answered ${status}, a status its OpenAPI document does not list`);
+  const name = answer.content?.['application/json']?.schema?.$ref?.split('/').pop();
+  return name ? RESPONSE_SCHEMAS[name as keyof typeof RESPONSE_SCHEMAS] : undefined;
+}
+
+/**
+ * Holds every answer of an API route to the schema its OpenAPI document names, unknown fields
+ * included (parsing drops them, so the parsed body would differ): whatever a test does, the
+ * document stays true.
+ */
+function expectDocumented(method: string, path: string, status: number, body: unknown) {
+  const schema = documentedSchema(method, path, status);
   if (!schema || body === undefined) return;
   const parsed = schema.safeParse(body);
   if (!parsed.success || !isDeepStrictEqual(parsed.data, body)) {
-    throw new Error(`${route} answered ${status} with a body its schema does not describe: ${parsed.error?.message ?? 'undocumented fields'}\n${JSON.stringify(body)}`);
+    throw new Error(`${method} ${path} answered ${status} with a body its schema does not describe: ${parsed.error?.message ?? 'undocumented fields'}\n${JSON.stringify(body)}`);
   }
 }
 
@@ -84,7 +89,7 @@ function expectDocumented(route: string, status: number, body: unknown) {
 export async function invokeHttp(handler: HttpLambda, event: APIGatewayProxyEventV2): Promise<{ status: number; body: any }> {
   const result = (await handler(event, lambdaContext())) as { statusCode: number; body?: string };
   const body = result.body ? JSON.parse(result.body) : undefined;
-  expectDocumented(`${event.requestContext.http.method} ${event.rawPath}`, result.statusCode, body);
+  expectDocumented(event.requestContext.http.method, event.rawPath, result.statusCode, body);
   return { status: result.statusCode, body };
 }
 
