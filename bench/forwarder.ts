@@ -27,7 +27,7 @@ import { startSqsBridge } from '../scripts/local/bridge.ts';
 import { S3RVER_CREDENTIALS, startPostgres } from '../scripts/local/emulators.ts';
 import { freePort, waitForHttp } from '../scripts/local/ports.ts';
 import { ROOT } from '../scripts/local/stack.ts';
-import { ensureQueues, sqsClient } from '../scripts/local/resources.ts';
+import { ensureQueues, queueArn, sqsClient } from '../scripts/local/resources.ts';
 import { startFakeThingsBoard } from '../test/fakes/thingsboard.ts';
 import { SEED_EXAMPLE } from '../test/helpers/fixtures.ts';
 
@@ -139,7 +139,7 @@ export async function benchForwarder(options: ForwarderBenchOptions = {}): Promi
     const endpoints = { s3: '', sqs: sqsUrl, region: 'us-east-1' };
     const sqs = sqsClient(endpoints);
     const { queueUrl, dlqUrl } = await ensureQueues(endpoints, 'bench');
-    const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+    const arn = await queueArn(sqs, queueUrl);
 
     const database = await benchDatabase();
     stops.push(database.drop);
@@ -172,7 +172,7 @@ export async function benchForwarder(options: ForwarderBenchOptions = {}): Promi
     const errors: unknown[] = [];
     const started = performance.now();
     const bridges = Array.from({ length: pollers }, () =>
-      startSqsBridge({ sqs, queueUrl, queueArn, region: endpoints.region, batchSize, invoke: (event) => forward(event.Records), onError: (e) => errors.push(e) }),
+      startSqsBridge({ sqs, queueUrl, queueArn: arn, region: endpoints.region, batchSize, invoke: (event) => forward(event.Records), onError: (e) => errors.push(e) }),
     );
     stops.push(() => Promise.all(bridges.map((b) => b.stop()))); // stopped first: before the fake, pool and fauxqs go
 

@@ -21,6 +21,12 @@ export interface AwsEndpoints {
 export const s3Client = (e: AwsEndpoints) => new S3Client({ endpoint: e.s3, region: e.region, forcePathStyle: true });
 export const sqsClient = (e: AwsEndpoints) => new SQSClient({ endpoint: e.sqs, region: e.region });
 
+/** A queue's ARN (event sources and redrive policies name queues by ARN). */
+export async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
+  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
+  return Attributes!.QueueArn!;
+}
+
 export async function ensureBucket(e: AwsEndpoints, bucket: string): Promise<void> {
   const s3 = s3Client(e);
   try {
@@ -37,7 +43,7 @@ export async function ensureBucket(e: AwsEndpoints, bucket: string): Promise<voi
 export async function ensureQueues(e: AwsEndpoints, prefix: string): Promise<{ queueUrl: string; dlqUrl: string; syncQueueUrl: string }> {
   const sqs = sqsClient(e);
   const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-predictions-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }));
-  const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+  const dlqArn = await queueArn(sqs, dlq.QueueUrl!);
   const queue = await sqs.send(
     new CreateQueueCommand({
       QueueName: `${prefix}-predictions`,
@@ -62,7 +68,7 @@ export async function ensureIncomingNotifications(e: AwsEndpoints, bucket: strin
   const sqs = sqsClient(e);
   // Longer than modelIngest's 300 s timeout, as Lambda requires of an event source's queue.
   const { QueueUrl: queueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-incoming-events`, Attributes: { VisibilityTimeout: '360' } }));
-  const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+  const arn = await queueArn(sqs, queueUrl!);
   const s3 = s3Client(e);
   const current = await s3.send(new GetBucketNotificationConfigurationCommand({ Bucket: bucket }));
   await s3.send(
@@ -76,7 +82,7 @@ export async function ensureIncomingNotifications(e: AwsEndpoints, bucket: strin
           ...(current.QueueConfigurations ?? []).filter((c) => c.Id !== INCOMING_NOTIFICATION_ID),
           {
             Id: INCOMING_NOTIFICATION_ID,
-            QueueArn: queueArn,
+            QueueArn: arn,
             Events: ['s3:ObjectCreated:*'],
             Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'incoming/' }] } },
           },
@@ -84,7 +90,7 @@ export async function ensureIncomingNotifications(e: AwsEndpoints, bucket: strin
       },
     }),
   );
-  return { queueUrl: queueUrl!, queueArn };
+  return { queueUrl: queueUrl!, queueArn: arn };
 }
 
 /** Puts the bundled sample model in S3 and names it the serving model, unless one is already serving. */

@@ -1,13 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { migrate } from '#shared/migrations';
 import { readLocalThingsBoardToken } from '../provision-thingsboard.ts';
 import { lambdaInvoker, s3NotificationEvent, startS3EventBridge, startSqsBridge } from './bridge.ts';
 import { S3RVER_CREDENTIALS, startPostgres, startS3, startSqs, type S3ObjectCreated } from './emulators.ts';
 import { freePort, waitForHttp } from './ports.ts';
-import { ensureBucket, ensureIncomingNotifications, ensureQueues, seedSampleModel, sqsClient, type AwsEndpoints } from './resources.ts';
+import { ensureBucket, ensureIncomingNotifications, ensureQueues, queueArn, seedSampleModel, sqsClient, type AwsEndpoints } from './resources.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const SAMPLE_MODEL = resolve(ROOT, 'models/hubfolio-sample.onnx');
@@ -168,11 +167,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // SQS event sources, as serverless.yml declares them: the bridge polls, invokes, deletes what succeeded.
     const bridgeQueue = async (fn: string, bridgedQueueUrl: string, batchSize: number) => {
       const sqs = sqsClient(endpoints);
-      const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: bridgedQueueUrl, AttributeNames: ['QueueArn'] }));
       const bridge = startSqsBridge({
         sqs,
         queueUrl: bridgedQueueUrl,
-        queueArn: Attributes!.QueueArn!,
+        queueArn: await queueArn(sqs, bridgedQueueUrl),
         region,
         batchSize,
         invoke: (event) => invoke(fn, event),

@@ -21,7 +21,7 @@ import { createThingsBoardClient, type ThingsBoardClient } from '#shared/telemet
 import { redriveDlq } from '../../scripts/dlq-redrive.ts';
 import { startSqsBridge, toLambdaRecord } from '../../scripts/local/bridge.ts';
 import { ROOT } from '../../scripts/local/stack.ts';
-import { sqsClient } from '../../scripts/local/resources.ts';
+import { queueArn as arnOf, sqsClient } from '../../scripts/local/resources.ts';
 import { startFakeThingsBoard, type FakeThingsBoard } from '../fakes/thingsboard.ts';
 import { query, SEED_EXAMPLE, testEndpoints } from '../helpers/fixtures.ts';
 import { lambdaContext } from '../helpers/lambda.ts';
@@ -60,8 +60,7 @@ beforeAll(async () => {
   // Before the first config() call: the container reads its configuration once.
   process.env.THINGSBOARD_URL = tb.url;
   process.env.THINGSBOARD_DEVICE_TOKEN = token;
-  const attributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: QUEUE_URL, AttributeNames: ['QueueArn'] }));
-  queueArn = attributes.Attributes!.QueueArn!;
+  queueArn = await arnOf(sqs, QUEUE_URL);
 });
 
 afterAll(async () => {

@@ -2,7 +2,7 @@ import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageCommand } fro
 import type { S3Event } from 'aws-lambda';
 import { afterEach, expect, it } from 'vitest';
 import { s3NotificationEvent, startS3EventBridge } from '../../scripts/local/bridge.ts';
-import { sqsClient } from '../../scripts/local/resources.ts';
+import { queueArn, sqsClient } from '../../scripts/local/resources.ts';
 import { testEndpoints } from '../helpers/fixtures.ts';
 
 // With an external S3 (LocalStack), `npm start` has the bucket notify a queue of objects created
@@ -17,8 +17,7 @@ afterEach(async () => {
 async function eventsQueue(visibilitySeconds: number) {
   const name = `s3-events-${Math.random().toString(36).slice(2, 10)}`;
   const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { VisibilityTimeout: String(visibilitySeconds) } }));
-  const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
-  return { queueUrl: QueueUrl!, queueArn: arn };
+  return { queueUrl: QueueUrl!, queueArn: await queueArn(sqs, QueueUrl!) };
 }
 
 async function messagesLeft(queueUrl: string): Promise<number> {
