@@ -16,8 +16,15 @@ const event = {
   requestContext: { http: { method: 'POST', path: '/predict' } },
   isBase64Encoded: false,
   body: JSON.stringify({
-    user_id: 1, projetos_min: 3, habilidades_min: 10, kw_contexto: 4, kw_processo: 3, kw_resultado: 4,
-    consistencia_visual_score: 80, bio: true, contatos: true,
+    user_id: 1,
+    projetos_min: 3,
+    habilidades_min: 10,
+    kw_contexto: 4,
+    kw_processo: 3,
+    kw_resultado: 4,
+    consistencia_visual_score: 80,
+    bio: true,
+    contatos: true,
   }),
 };
 const context = { functionName: 'predict', awsRequestId: 'cold', getRemainingTimeInMillis: () => 10_000 };

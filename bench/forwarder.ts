@@ -16,13 +16,13 @@ import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import pg from 'pg';
 import { createPool } from '#shared/db';
 import { migrate } from '#shared/migrations';
-import { createForwarder } from '#shared/forwarder';
+import { createForwarder } from '#telemetry/forwarder';
 import { logger } from '#shared/log';
-import { insertPredictions, type NewPrediction } from '#shared/prediction-store';
-import { toMessage } from '#shared/queue';
-import { sendMessages } from '#shared/sqs-batch';
-import { CLASSIFICATIONS } from '#shared/schemas';
-import { createThingsBoardClient, THINGSBOARD_DEVICE_NAME } from '#shared/telemetry';
+import { insertPredictions, type NewPrediction } from '#prediction/store';
+import { toMessage } from '#prediction/queue';
+import { sendMessages } from '#aws/sqs';
+import { CLASSIFICATIONS } from '#prediction/features';
+import { createThingsBoardClient, THINGSBOARD_DEVICE_NAME } from '#clients/thingsboard/client';
 import { startSqsBridge } from '../scripts/local/bridge.ts';
 import { S3RVER_CREDENTIALS, startPostgres } from '../scripts/local/emulators.ts';
 import { freePort, waitForHttp } from '../scripts/local/ports.ts';
@@ -60,7 +60,11 @@ export interface ForwarderBenchResult {
 const seconds = (ms: number) => Math.round(ms) / 1000;
 
 /** A database of the bench's own: a throwaway one on DATABASE_URL's server, or an embedded PGlite. */
-async function benchDatabase(): Promise<{ url: string; kind: ForwarderBenchResult['database']; drop(): Promise<void> }> {
+async function benchDatabase(): Promise<{
+  url: string;
+  kind: ForwarderBenchResult['database'];
+  drop(): Promise<void>;
+}> {
   const server = process.env.DATABASE_URL;
   if (!server) {
     const embedded = await startPostgres({ port: 0 });
@@ -106,7 +110,11 @@ async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
   const { Attributes = {} } = await sqs.send(
     new GetQueueAttributesCommand({
       QueueUrl: queueUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
     }),
   );
   return Object.values(Attributes).reduce((sum, value) => sum + Number(value), 0);
@@ -153,10 +161,16 @@ export async function benchForwarder(options: ForwarderBenchOptions = {}): Promi
 
     const setupStarted = performance.now();
     const rows = [];
-    for (const chunk of Array.from({ length: Math.ceil(count / 1_000) }, (_, i) => samplePredictions(Math.min(1_000, count - i * 1_000)))) {
+    for (const chunk of Array.from({ length: Math.ceil(count / 1_000) }, (_, i) =>
+      samplePredictions(Math.min(1_000, count - i * 1_000)),
+    )) {
       const stored = await insertPredictions(db, chunk);
       rows.push(...stored);
-      const { failed } = await sendMessages(sqs, queueUrl, stored.map((row) => ({ id: row.id, body: JSON.stringify(toMessage(row)) })));
+      const { failed } = await sendMessages(
+        sqs,
+        queueUrl,
+        stored.map((row) => ({ id: row.id, body: JSON.stringify(toMessage(row)) })),
+      );
       if (failed.length > 0) throw new Error(`could not queue ${failed.length} predictions: ${failed[0]!.reason}`);
     }
     const setupSeconds = seconds(performance.now() - setupStarted);
@@ -172,7 +186,15 @@ export async function benchForwarder(options: ForwarderBenchOptions = {}): Promi
     const errors: unknown[] = [];
     const started = performance.now();
     const bridges = Array.from({ length: pollers }, () =>
-      startSqsBridge({ sqs, queueUrl, queueArn: arn, region: endpoints.region, batchSize, invoke: (event) => forward(event.Records), onError: (e) => errors.push(e) }),
+      startSqsBridge({
+        sqs,
+        queueUrl,
+        queueArn: arn,
+        region: endpoints.region,
+        batchSize,
+        invoke: (event) => forward(event.Records),
+        onError: (e) => errors.push(e),
+      }),
     );
     stops.push(() => Promise.all(bridges.map((b) => b.stop()))); // stopped first: before the fake, pool and fauxqs go
 
@@ -184,7 +206,11 @@ export async function benchForwarder(options: ForwarderBenchOptions = {}): Promi
     }
     const queueEmptyMs = performance.now() - started;
 
-    const [{ recorded }] = (await db.query<{ recorded: number }>('SELECT count(*)::int AS recorded FROM predictions WHERE delivered_at IS NOT NULL')).rows as [{ recorded: number }];
+    const [{ recorded }] = (
+      await db.query<{ recorded: number }>(
+        'SELECT count(*)::int AS recorded FROM predictions WHERE delivered_at IS NOT NULL',
+      )
+    ).rows as [{ recorded: number }];
     return {
       predictions: count,
       pollers,

@@ -76,19 +76,51 @@ async function bundle(entry: string, outdir: string): Promise<string> {
 async function autocannon(url: string, connections: number, seconds: number, body: string) {
   const { stdout: out } = await execFileAsync(
     process.execPath,
-    [resolve(ROOT, 'node_modules/autocannon/autocannon.js'), '-j', '-c', String(connections), '-d', String(seconds), '-m', 'POST', '-H', 'content-type=application/json', '-b', body, url],
+    [
+      resolve(ROOT, 'node_modules/autocannon/autocannon.js'),
+      '-j',
+      '-c',
+      String(connections),
+      '-d',
+      String(seconds),
+      '-m',
+      'POST',
+      '-H',
+      'content-type=application/json',
+      '-b',
+      body,
+      url,
+    ],
     { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
   );
   const result = JSON.parse(out);
-  return { n: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, perSecond: Math.round(result.requests.average), non2xx: result.non2xx, errors: result.errors };
+  return {
+    n: result.requests.total,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    perSecond: Math.round(result.requests.average),
+    non2xx: result.non2xx,
+    errors: result.errors,
+  };
 }
 
 const work = mkdtempSync(join(tmpdir(), 'hubfolio-bench-'));
 const db = await benchDatabase();
-const emulators = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'bench/emulators-process.ts'), String(await freePort()), String(await freePort()), join(work, 's3')], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-  env: { ...process.env, ...S3RVER_CREDENTIALS },
-});
+const emulators = spawn(
+  process.execPath,
+  [
+    '--import',
+    'tsx',
+    resolve(ROOT, 'bench/emulators-process.ts'),
+    String(await freePort()),
+    String(await freePort()),
+    join(work, 's3'),
+  ],
+  {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...S3RVER_CREDENTIALS },
+  },
+);
 const [ready] = (await once(emulators.stdout!, 'data')) as [Buffer];
 const urls = JSON.parse(ready.toString()) as { s3: string; sqs: string };
 const endpoints = { s3: urls.s3, sqs: urls.sqs, region: 'us-east-1' };
@@ -135,7 +167,10 @@ try {
   const c1 = await measureAlternating(8, 250, 1, { floor: floorOnce, handler: once });
   const c16 = await measureAlternating(8, 500, 16, { floor: floorOnce, handler: once });
   // What the AWS SDK alone costs of the floor: one SendMessage, no database.
-  const sendOnly = () => floorSqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify({ id: randomUUID(), ts: 0 }) }));
+  const sendOnly = () =>
+    floorSqs.send(
+      new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify({ id: randomUUID(), ts: 0 }) }),
+    );
   await measure(200, 16, sendOnly);
   results.sendC16 = await measure(2000, 16, sendOnly);
   results.floorC1 = c1.floor;
@@ -145,9 +180,13 @@ try {
   await floorPool.end();
 
   log('handler in-process: /predict/batch with 1,000 rows');
-  const batchBody = JSON.stringify({ items: Array.from({ length: 1000 }, (_, i) => ({ ...SEED, kw_contexto: i % 40 })) });
+  const batchBody = JSON.stringify({
+    items: Array.from({ length: 1000 }, (_, i) => ({ ...SEED, kw_contexto: i % 40 })),
+  });
   const batchOnce = async () => {
-    const result = (await predictBatch(httpEvent({ path: '/predict/batch', body: batchBody }), lambdaContext())) as { statusCode: number };
+    const result = (await predictBatch(httpEvent({ path: '/predict/batch', body: batchBody }), lambdaContext())) as {
+      statusCode: number;
+    };
     if (result.statusCode !== 200) throw new Error(`/predict/batch answered ${result.statusCode}`);
   };
   await measure(3, 1, batchOnce);
@@ -173,7 +212,8 @@ try {
 
   log('serverless-offline over HTTP (autocannon, 10 s each)');
   const stackEnv = { ...process.env };
-  for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_SQS', 'MODEL_BUCKET', 'PREDICTIONS_QUEUE_URL']) delete stackEnv[name];
+  for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_SQS', 'MODEL_BUCKET', 'PREDICTIONS_QUEUE_URL'])
+    delete stackEnv[name];
   const stack = await startLocalStack({
     env: stackEnv,
     dataDir: join(work, 'stack'),
@@ -203,7 +243,10 @@ try {
 }
 
 type Lat = { n: number; p50: number; p99: number; perSecond: number; cpuMsPerCall?: number };
-const r = results as Record<'floorC1' | 'floorC16' | 'sendC16' | 'handlerC1' | 'handlerC16' | 'batch1000' | 'httpC1' | 'httpC16', Lat> & {
+const r = results as Record<
+  'floorC1' | 'floorC16' | 'sendC16' | 'handlerC1' | 'handlerC16' | 'batch1000' | 'httpC1' | 'httpC16',
+  Lat
+> & {
   bundleBytes: number;
   coldStart: { initMs: number; firstInvocationMs: number; totalMs: number };
   forwarder: ForwarderBenchResult;
@@ -212,7 +255,8 @@ const f = r.forwarder;
 const ratio = round(r.handlerC1.p50 / r.floorC1.p50);
 const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
 const cpu = cpus();
-const row = (name: string, l: Lat) => `| ${name} | ${l.n} | ${l.p50} | ${l.p99} | ${l.perSecond} | ${l.cpuMsPerCall ?? '—'} |`;
+const row = (name: string, l: Lat) =>
+  `| ${name} | ${l.n} | ${l.p50} | ${l.p99} | ${l.perSecond} | ${l.cpuMsPerCall ?? '—'} |`;
 const md = `# Benchmark results
 
 Produced by \`npm run bench\` (bench/run.ts) — do not edit by hand.
@@ -275,12 +319,12 @@ rows marked delivered (none missing, none doubled when both equal ${f.prediction
   fresh Node process with \`--enable-source-maps\`, as deployed. Module init is mostly V8 compiling and running that bundle
   (AWS SDK S3 and SQS clients, zod, onnx-proto, pg), loading ONNX Runtime's native library, and parsing the source map
   (the price of stack traces that point into the TypeScript sources).${
-  Number(process.versions.node.split('.')[0]) < 21
-    ? ` On Node ${process.versions.node.split('.')[0]}, as here, it also includes time that
+    Number(process.versions.node.split('.')[0]) < 21
+      ? ` On Node ${process.versions.node.split('.')[0]}, as here, it also includes time that
   Lambda's nodejs22.x runtime does not spend: pg probes for Cloudflare Workers by touching \`Response\`, which makes this Node
   load its fetch implementation (Node 22 answers the probe from \`navigator\`).`
-    : ''
-} The first invocation fetches the serving model, opens its session and makes the first INSERT and SendMessage.
+      : ''
+  } The first invocation fetches the serving model, opens its session and makes the first INSERT and SendMessage.
 - Over HTTP, serverless-offline adds its own worker-thread hop per request and starts one worker per concurrent request;
   it is the local development path, not the deployed one.
 `;

@@ -72,5 +72,8 @@ export async function measureAlternating<K extends string>(
       cpu[name] += cpuMicrosSince(cpuStart);
     }
   }
-  return Object.fromEntries(names.map((n) => [n, summarize(durations[n], wall[n], cpu[n])])) as Record<K, ReturnType<typeof summarize>>;
+  return Object.fromEntries(names.map((n) => [n, summarize(durations[n], wall[n], cpu[n])])) as Record<
+    K,
+    ReturnType<typeof summarize>
+  >;
 }

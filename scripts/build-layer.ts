@@ -25,7 +25,9 @@ for (const part of ['package.json', 'LICENSE', 'dist', 'lib', 'bin/napi-v6/linux
   }
 }
 // onnxruntime-common exports no package.json: find it beside onnxruntime-node (hoisted) or inside it.
-const common = [join(ort, 'node_modules/onnxruntime-common'), join(dirname(ort), 'onnxruntime-common')].find((dir) => existsSync(dir));
+const common = [join(ort, 'node_modules/onnxruntime-common'), join(dirname(ort), 'onnxruntime-common')].find((dir) =>
+  existsSync(dir),
+);
 if (!common) throw new Error('onnxruntime-common is not installed; run npm ci');
 cpSync(common, join(target, 'onnxruntime-common'), { recursive: true });
 console.log(`layer: onnxruntime-node ${version} (linux-x64) in ${target}`);

@@ -27,7 +27,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FEATURES, type FeatureName } from '#shared/model';
+import { FEATURES, type FeatureName } from '#prediction/features';
 import { buildLinearRegressor } from './onnx-builder';
 
 export const SAMPLE_MODEL_COEFFICIENTS: Readonly<Record<FeatureName, number>> = {

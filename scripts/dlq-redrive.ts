@@ -16,8 +16,8 @@ import {
   SQSClient,
   type MessageAttributeValue,
 } from '@aws-sdk/client-sqs';
-import { ATTRIBUTES } from '#shared/forwarder';
-import { sendMessages } from '#shared/sqs-batch';
+import { ATTRIBUTES } from '#telemetry/forwarder';
+import { sendMessages } from '#aws/sqs';
 import { S3RVER_CREDENTIALS } from './local/emulators.ts';
 
 export interface RedriveOptions {
@@ -38,7 +38,9 @@ export interface RedriveResult {
 const OURS = new Set<string>(Object.values(ATTRIBUTES));
 
 /** The message's attributes without the consumer's own (retry counter, parking reason): a redriven message starts afresh. */
-function carried(attributes: Record<string, MessageAttributeValue> | undefined): Record<string, MessageAttributeValue> | undefined {
+function carried(
+  attributes: Record<string, MessageAttributeValue> | undefined,
+): Record<string, MessageAttributeValue> | undefined {
   const kept = Object.entries(attributes ?? {}).filter(([name]) => !OURS.has(name));
   return kept.length > 0 ? Object.fromEntries(kept) : undefined;
 }
@@ -79,33 +81,50 @@ export async function redriveDlq(options: RedriveOptions): Promise<RedriveResult
     }
     if (sent.length === 0) return result; // the queue takes nothing: stop rather than spin
     for (let i = 0; i < sent.length; i += 10) {
-      const entries = sent.slice(i, i + 10).map((receiptHandle, j) => ({ Id: String(j), ReceiptHandle: receiptHandle }));
+      const entries = sent
+        .slice(i, i + 10)
+        .map((receiptHandle, j) => ({ Id: String(j), ReceiptHandle: receiptHandle }));
       const out = await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: dlqUrl, Entries: entries }));
       // Not deleted: it is back in the DLQ after its visibility timeout and also on the queue; a
       // second delivery overwrites the same data point, so it still counts as moved.
-      if (out.Failed?.length) console.warn(`warning: ${out.Failed.length} moved messages could not be deleted from the DLQ`);
+      if (out.Failed?.length)
+        console.warn(`warning: ${out.Failed.length} moved messages could not be deleted from the DLQ`);
     }
     result.moved += sent.length;
   }
 }
 
 /** The queues to work on, from the environment or the local stack's defaults. */
-async function queuesFromEnv(env: NodeJS.ProcessEnv): Promise<{ sqs: SQSClient; queueUrl: string; dlqUrl: string; where: string }> {
+async function queuesFromEnv(
+  env: NodeJS.ProcessEnv,
+): Promise<{ sqs: SQSClient; queueUrl: string; dlqUrl: string; where: string }> {
   const region = env.AWS_REGION || 'us-east-1';
   const endpoint = env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL;
   if (env.PREDICTIONS_QUEUE_URL || env.PREDICTIONS_DLQ_URL) {
     if (!env.PREDICTIONS_QUEUE_URL || !env.PREDICTIONS_DLQ_URL) {
-      throw new Error('Set both PREDICTIONS_QUEUE_URL and PREDICTIONS_DLQ_URL, or neither to use the local stack of `npm start`.');
+      throw new Error(
+        'Set both PREDICTIONS_QUEUE_URL and PREDICTIONS_DLQ_URL, or neither to use the local stack of `npm start`.',
+      );
     }
     const sqs = new SQSClient({ region, ...(endpoint ? { endpoint } : {}) });
-    return { sqs, queueUrl: env.PREDICTIONS_QUEUE_URL, dlqUrl: env.PREDICTIONS_DLQ_URL, where: endpoint ?? `AWS ${region}` };
+    return {
+      sqs,
+      queueUrl: env.PREDICTIONS_QUEUE_URL,
+      dlqUrl: env.PREDICTIONS_DLQ_URL,
+      where: endpoint ?? `AWS ${region}`,
+    };
   }
   const localEndpoint = endpoint ?? 'http://127.0.0.1:9324';
   // The embedded emulators accept any signature; the stack signs with the s3rver pair.
   const credentials = env.AWS_ACCESS_KEY_ID
     ? undefined
     : { accessKeyId: S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID, secretAccessKey: S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY };
-  const sqs = new SQSClient({ region, endpoint: localEndpoint, maxAttempts: 1, ...(credentials ? { credentials } : {}) });
+  const sqs = new SQSClient({
+    region,
+    endpoint: localEndpoint,
+    maxAttempts: 1,
+    ...(credentials ? { credentials } : {}),
+  });
   const url = async (name: string) => {
     try {
       return (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl!;
@@ -117,7 +136,10 @@ async function queuesFromEnv(env: NodeJS.ProcessEnv): Promise<{ sqs: SQSClient; 
       );
     }
   };
-  const [queueUrl, dlqUrl] = await Promise.all([url('hubfolio-local-predictions'), url('hubfolio-local-predictions-dlq')]);
+  const [queueUrl, dlqUrl] = await Promise.all([
+    url('hubfolio-local-predictions'),
+    url('hubfolio-local-predictions-dlq'),
+  ]);
   return { sqs, queueUrl, dlqUrl, where: localEndpoint };
 }
 
@@ -128,7 +150,9 @@ async function main(): Promise<void> {
   const { moved, failed, failureReason } = await redriveDlq({ sqs, queueUrl, dlqUrl });
   console.log(`Moved ${moved} message${moved === 1 ? '' : 's'} from ${dlqUrl} to ${queueUrl} (${where}).`);
   if (failed > 0) {
-    console.error(`${failed} could not be moved and stay in the dead-letter queue (${failureReason}); run the command again.`);
+    console.error(
+      `${failed} could not be moved and stay in the dead-letter queue (${failureReason}); run the command again.`,
+    );
     process.exitCode = 1;
   }
 }

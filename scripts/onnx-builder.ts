@@ -59,9 +59,17 @@ const A = AttributeProto.AttributeType;
 const attr = {
   int: (name: string, i: number): onnx.IAttributeProto => ({ name, type: A.INT, i }),
   ints: (name: string, ints: readonly number[]): onnx.IAttributeProto => ({ name, type: A.INTS, ints: [...ints] }),
-  floats: (name: string, floats: readonly number[]): onnx.IAttributeProto => ({ name, type: A.FLOATS, floats: [...floats] }),
+  floats: (name: string, floats: readonly number[]): onnx.IAttributeProto => ({
+    name,
+    type: A.FLOATS,
+    floats: [...floats],
+  }),
   string: (name: string, s: string): onnx.IAttributeProto => ({ name, type: A.STRING, s: utf8(s) }),
-  strings: (name: string, strings: readonly string[]): onnx.IAttributeProto => ({ name, type: A.STRINGS, strings: strings.map(utf8) }),
+  strings: (name: string, strings: readonly string[]): onnx.IAttributeProto => ({
+    name,
+    type: A.STRINGS,
+    strings: strings.map(utf8),
+  }),
 };
 
 interface ModelParts {
@@ -98,7 +106,11 @@ function encodeModel(parts: ModelParts): Uint8Array {
 }
 
 /** `features` (comma-separated, column order) and `algorithm`, as the inspector reads them. */
-function describeMetadata(options: { features?: readonly string[]; algorithm?: string; metadata?: Record<string, string> }) {
+function describeMetadata(options: {
+  features?: readonly string[];
+  algorithm?: string;
+  metadata?: Record<string, string>;
+}) {
   const metadata: Record<string, string> = { ...options.metadata };
   if (options.features) metadata.features = options.features.join(',');
   if (options.algorithm) metadata.algorithm = options.algorithm;
@@ -181,7 +193,7 @@ export function buildLinearRegressor(spec: LinearRegressorSpec): Uint8Array {
 }
 
 /** One regression stump: value = x[feature] <= threshold ? whenLessOrEqual : whenGreater. */
-export interface Stump {
+interface Stump {
   feature: number;
   threshold: number;
   whenLessOrEqual: number;
@@ -215,17 +227,50 @@ export function buildTreeEnsembleRegressor(spec: TreeEnsembleSpec): Uint8Array {
           attr.int('n_targets', 1),
           attr.string('aggregate_function', 'SUM'),
           attr.string('post_transform', 'NONE'),
-          attr.ints('nodes_treeids', perTree((_, t) => [t, t, t])),
-          attr.ints('nodes_nodeids', perTree(() => [0, 1, 2])),
-          attr.ints('nodes_featureids', perTree((s) => [s.feature, 0, 0])),
-          attr.floats('nodes_values', perTree((s) => [s.threshold, 0, 0])),
-          attr.strings('nodes_modes', perTree(() => ['BRANCH_LEQ', 'LEAF', 'LEAF'])),
-          attr.ints('nodes_truenodeids', perTree(() => [1, 0, 0])),
-          attr.ints('nodes_falsenodeids', perTree(() => [2, 0, 0])),
-          attr.ints('target_ids', perTree(() => [0, 0])),
-          attr.ints('target_treeids', perTree((_, t) => [t, t])),
-          attr.ints('target_nodeids', perTree(() => [1, 2])),
-          attr.floats('target_weights', perTree((s) => [s.whenLessOrEqual, s.whenGreater])),
+          attr.ints(
+            'nodes_treeids',
+            perTree((_, t) => [t, t, t]),
+          ),
+          attr.ints(
+            'nodes_nodeids',
+            perTree(() => [0, 1, 2]),
+          ),
+          attr.ints(
+            'nodes_featureids',
+            perTree((s) => [s.feature, 0, 0]),
+          ),
+          attr.floats(
+            'nodes_values',
+            perTree((s) => [s.threshold, 0, 0]),
+          ),
+          attr.strings(
+            'nodes_modes',
+            perTree(() => ['BRANCH_LEQ', 'LEAF', 'LEAF']),
+          ),
+          attr.ints(
+            'nodes_truenodeids',
+            perTree(() => [1, 0, 0]),
+          ),
+          attr.ints(
+            'nodes_falsenodeids',
+            perTree(() => [2, 0, 0]),
+          ),
+          attr.ints(
+            'target_ids',
+            perTree(() => [0, 0]),
+          ),
+          attr.ints(
+            'target_treeids',
+            perTree((_, t) => [t, t]),
+          ),
+          attr.ints(
+            'target_nodeids',
+            perTree(() => [1, 2]),
+          ),
+          attr.floats(
+            'target_weights',
+            perTree((s) => [s.whenLessOrEqual, s.whenGreater]),
+          ),
         ],
       },
     ],
@@ -244,8 +289,18 @@ export function buildFeatureSumModel(options: CommonOptions & { width?: number }
   const outputName = options.outputName ?? DEFAULT_OUTPUT;
   return encodeModel({
     graphName: 'FeatureSum',
-    nodes: [{ name: 'ReduceSum', opType: 'ReduceSum', input: [inputName, 'axes'], output: [outputName], attribute: [attr.int('keepdims', 1)] }],
-    inputs: [tensorValue(inputName, DataType.FLOAT, [BATCH_DIM, options.symbolicWidth ? WIDTH_DIM : (options.width ?? 8)])],
+    nodes: [
+      {
+        name: 'ReduceSum',
+        opType: 'ReduceSum',
+        input: [inputName, 'axes'],
+        output: [outputName],
+        attribute: [attr.int('keepdims', 1)],
+      },
+    ],
+    inputs: [
+      tensorValue(inputName, DataType.FLOAT, [BATCH_DIM, options.symbolicWidth ? WIDTH_DIM : (options.width ?? 8)]),
+    ],
     outputs: [tensorValue(outputName, DataType.FLOAT, [BATCH_DIM, 1])],
     initializers: [int64Initializer('axes', [1], [1])],
     metadata: describeMetadata(options),
@@ -262,7 +317,13 @@ export function buildStringOutputModel(): Uint8Array {
     graphName: 'StringOutput',
     nodes: [
       { name: 'MatMul', opType: 'MatMul', input: [DEFAULT_INPUT, 'coefficients'], output: ['score'] },
-      { name: 'Cast', opType: 'Cast', input: ['score'], output: ['label'], attribute: [attr.int('to', DataType.STRING)] },
+      {
+        name: 'Cast',
+        opType: 'Cast',
+        input: ['score'],
+        output: ['label'],
+        attribute: [attr.int('to', DataType.STRING)],
+      },
     ],
     inputs: [tensorValue(DEFAULT_INPUT, DataType.FLOAT, [BATCH_DIM, 8])],
     outputs: [tensorValue('label', DataType.STRING, [BATCH_DIM, 1])],
@@ -294,7 +355,13 @@ export function buildInt64InputModel(): Uint8Array {
   return encodeModel({
     graphName: 'Int64Input',
     nodes: [
-      { name: 'Cast', opType: 'Cast', input: ['int_input'], output: [DEFAULT_INPUT], attribute: [attr.int('to', DataType.FLOAT)] },
+      {
+        name: 'Cast',
+        opType: 'Cast',
+        input: ['int_input'],
+        output: [DEFAULT_INPUT],
+        attribute: [attr.int('to', DataType.FLOAT)],
+      },
       { name: 'MatMul', opType: 'MatMul', input: [DEFAULT_INPUT, 'coefficients'], output: [DEFAULT_OUTPUT] },
     ],
     inputs: [tensorValue('int_input', DataType.INT64, [BATCH_DIM, 8])],

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { MODEL_NAME_PATTERN } from '#shared/schemas';
+import { MODEL_NAME_PATTERN } from '#model/name';
 
 /**
  * Configuration, parsed once per container from the environment. Names follow the seed guide
@@ -11,14 +11,20 @@ const optionalUrl = z.preprocess(
 );
 const optionalString = z.preprocess((v) => (v === '' ? undefined : v), z.string().optional());
 
-export const configSchema = z.object({
+const configSchema = z.object({
   DATABASE_URL: z
     .string({ message: 'expected a PostgreSQL URL such as postgres://user:pass@host:5432/db' })
     .regex(/^postgres(ql)?:\/\//, 'expected a PostgreSQL URL such as postgres://user:pass@host:5432/db'),
   MODEL_BUCKET: z
     .string({ message: 'expected the S3 bucket that holds the models' })
-    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)'),
-  PREDICTIONS_QUEUE_URL: z.url({ protocol: /^https?$/, message: 'expected the SQS queue URL of the predictions queue' }),
+    .regex(
+      /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+      'expected a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)',
+    ),
+  PREDICTIONS_QUEUE_URL: z.url({
+    protocol: /^https?$/,
+    message: 'expected the SQS queue URL of the predictions queue',
+  }),
   /**
    * Where the telemetry forwarder parks messages it can never deliver (with a `reason` attribute);
    * the same queue the redrive policy fills. Optional so that functions which never park need not
@@ -67,7 +73,10 @@ export const configSchema = z.object({
     .number({ message: 'expected a number of seconds' })
     .int('expected a whole number of seconds')
     .min(1, 'expected at least 1 second')
-    .max(5, 'expected at most 5 seconds (longer retry delays would hold a recovered ThingsBoard\'s backlog past 2 minutes)')
+    .max(
+      5,
+      "expected at most 5 seconds (longer retry delays would hold a recovered ThingsBoard's backlog past 2 minutes)",
+    )
     .default(5),
 });
 

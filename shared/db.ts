@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { config } from '#shared/config';
-import { ServiceUnavailableError } from '#shared/errors';
+import { ServiceUnavailableError } from '#http/errors';
 
 // bigint columns (ids, ts) come back as strings by default; ours stay below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -40,7 +40,16 @@ export function createPool(connectionString: string, max = 4): pg.Pool {
 }
 
 /** Socket errors and PostgreSQL states that mean "not reachable now" rather than "wrong request". */
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+]);
 // Connection exceptions (class 08), too many connections, shutting down, starting up.
 const UNAVAILABLE_STATES = /^(08...|53300|57P0[1-3])$/;
 const POOL_MESSAGES = /timeout exceeded when trying to connect|Connection terminated/;

@@ -1,12 +1,12 @@
 import { config } from '#shared/config';
 import { pool } from '#shared/db';
 import { logger } from '#shared/log';
-import { queueReachable } from '#shared/queue';
-import type { HealthReport } from '#shared/responses';
-import { registry } from '#shared/registry';
-import { servingModels } from '#shared/serving';
-import { bucketState } from '#shared/storage';
-import { thingsBoard } from '#shared/telemetry';
+import { queueReachable } from '#prediction/queue';
+import type { HealthReport } from '#api/responses';
+import { mlflow } from '#clients/mlflow/client';
+import { servingModels } from '#prediction/serving';
+import { bucketState } from '#aws/s3';
+import { thingsBoard } from '#clients/thingsboard/client';
 
 const CHECK_TIMEOUT_MS = 2_000;
 
@@ -28,22 +28,23 @@ async function probe<T>(name: string, run: () => Promise<T>): Promise<T | null> 
 
 const answered = async (name: string, run: () => Promise<unknown>) => (await probe(name, run)) !== null;
 
-
 /**
  * The seed's health keys plus s3_connected (same as minio_connected, kept for compatibility),
  * sqs_connected and model_loaded. PostgreSQL, S3 and SQS are required (unhealthy without them);
  * MLflow and ThingsBoard are optional (degraded, and `issues` says which and why).
  */
 export async function healthReport(): Promise<HealthReport> {
-  const mlflow = registry();
+  const mlflowClient = mlflow();
   const { THINGSBOARD_URL, THINGSBOARD_DEVICE_TOKEN } = config();
   const thingsboardConfigured = Boolean(THINGSBOARD_URL && THINGSBOARD_DEVICE_TOKEN);
   const [bucket, postgres, queue, mlflowUp, thingsboardUp, model] = await Promise.all([
     probe('s3', bucketState),
     answered('postgres', () => pool().query('SELECT 1')),
     answered('sqs', queueReachable),
-    mlflow ? probe('mlflow', mlflow.ping).then(Boolean) : false,
-    thingsboardConfigured ? probe('thingsboard', async () => (await thingsBoard().ping()).reachable).then(Boolean) : false,
+    mlflowClient ? probe('mlflow', mlflowClient.ping).then(Boolean) : false,
+    thingsboardConfigured
+      ? probe('thingsboard', async () => (await thingsBoard().ping()).reachable).then(Boolean)
+      : false,
     answered('model', () => servingModels().get()),
   ]);
   const s3Connected = bucket !== null;
@@ -53,9 +54,10 @@ export async function healthReport(): Promise<HealthReport> {
   if (!s3Connected) issues.push('S3 is not reachable');
   else if (bucket === 'missing') issues.push(`bucket ${config().MODEL_BUCKET} does not exist (MODEL_BUCKET)`);
   if (!queue) issues.push('SQS predictions queue is not reachable (PREDICTIONS_QUEUE_URL)');
-  if (!mlflow) issues.push('MLflow is not configured (MLFLOW_TRACKING_URI unset)');
+  if (!mlflowClient) issues.push('MLflow is not configured (MLFLOW_TRACKING_URI unset)');
   else if (!mlflowUp) issues.push('MLflow is not reachable (MLFLOW_TRACKING_URI)');
-  if (!thingsboardConfigured) issues.push('ThingsBoard telemetry is not configured (THINGSBOARD_URL or THINGSBOARD_DEVICE_TOKEN unset)');
+  if (!thingsboardConfigured)
+    issues.push('ThingsBoard telemetry is not configured (THINGSBOARD_URL or THINGSBOARD_DEVICE_TOKEN unset)');
   else if (!thingsboardUp) issues.push('ThingsBoard is not reachable (THINGSBOARD_URL)');
   if (!model) issues.push('no serving model is loaded; upload one with POST /model/upload');
 

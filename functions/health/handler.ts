@@ -1,5 +1,5 @@
 import { healthReport } from '#shared/health';
-import { httpHandler } from '#shared/http';
+import { httpHandler } from '#http/handler';
 
 /** GET /health: 200 when healthy or degraded, 503 when PostgreSQL, S3 or SQS fail. */
 export const handler = httpHandler(async () => {

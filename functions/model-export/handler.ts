@@ -1,7 +1,8 @@
 import { config } from '#shared/config';
-import { httpHandler, jsonBody, validate } from '#shared/http';
-import { exportRequestSchema, exportResponse, exportSelector } from '#shared/model-api';
-import { ensureExported, resolveVersion } from '#shared/promotion';
+import { httpHandler } from '#http/handler';
+import { jsonBody, validate } from '#http/validation';
+import { exportRequestSchema, exportResponse, exportSelector } from '#model/api';
+import { ensureExported, resolveVersion } from '#model/promotion';
 
 /**
  * POST /model/export-to-s3 {"model_name", "stage"} (or "version", or "alias"): copies that version's

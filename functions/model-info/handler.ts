@@ -1,6 +1,7 @@
-import { httpHandler, validate } from '#shared/http';
-import { infoQuerySchema } from '#shared/model-api';
-import { modelInfo } from '#shared/model-info';
+import { httpHandler } from '#http/handler';
+import { validate } from '#http/validation';
+import { infoQuerySchema } from '#model/api';
+import { modelInfo } from '#model/info';
 
 /** GET /model/info[?model_name=]: the serving model (algorithm, features, version, aliases, metrics, S3 key) and MLflow's view of it. */
 export const handler = httpHandler(async (event) => {

@@ -1,7 +1,7 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { S3Event } from 'aws-lambda';
-import { ingestS3Event } from '#shared/ingest';
+import { ingestS3Event } from '#model/ingest';
 import { logger } from '#shared/log';
 
 /** S3 ObjectCreated under incoming/: registers dropped model files once; refused ones get a rejected/ marker. */

@@ -1,7 +1,8 @@
 import { config } from '#shared/config';
-import { httpHandler, jsonBody, validate } from '#shared/http';
-import { promoteRequestSchema, promoteResponse, promotionTarget } from '#shared/model-api';
-import { promote, resolveVersion } from '#shared/promotion';
+import { httpHandler } from '#http/handler';
+import { jsonBody, validate } from '#http/validation';
+import { promoteRequestSchema, promoteResponse, promotionTarget } from '#model/api';
+import { promote, resolveVersion } from '#model/promotion';
 
 /**
  * POST /model/promote {"model_name", "version", "alias"?, "stage"?}: without alias and stage, the

@@ -2,7 +2,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { ScheduledEvent, SQSEvent } from 'aws-lambda';
 import { logger } from '#shared/log';
-import { scheduledSync, syncModels } from '#shared/model-sync';
+import { scheduledSync, syncModels } from '#model/sync';
 
 /**
  * Every minute (schedule), and 30 s after each of those runs (a delayed message on the model-sync

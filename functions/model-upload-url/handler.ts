@@ -1,5 +1,6 @@
-import { httpHandler, jsonBody, validate } from '#shared/http';
-import { createUploadUrl, uploadUrlRequestSchema } from '#shared/model-api';
+import { httpHandler } from '#http/handler';
+import { jsonBody, validate } from '#http/validation';
+import { createUploadUrl, uploadUrlRequestSchema } from '#model/api';
 
 /**
  * POST /model/upload-url {"model_name", "filename"}: a presigned S3 PUT URL into the drop folder

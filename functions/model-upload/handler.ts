@@ -1,6 +1,6 @@
-import { httpHandler } from '#shared/http';
-import { parseUploadForm, uploadResponse } from '#shared/model-api';
-import { registerModelFile } from '#shared/registration';
+import { httpHandler } from '#http/handler';
+import { readUploadForm, uploadForm, uploadResponse } from '#model/api';
+import { registerModelFile } from '#model/registration';
 
 /**
  * POST /model/upload (multipart, as the seed): the ONNX file is validated, stored, versioned in
@@ -8,10 +8,16 @@ import { registerModelFile } from '#shared/registration';
  * 200 when done, 202 when the file is stored but MLflow was unreachable (finished later).
  */
 export const handler = httpHandler(async (event) => {
-  const upload = await parseUploadForm(event);
+  const upload = readUploadForm(event);
   const outcome = await registerModelFile(
-    { bytes: upload.bytes, fileName: upload.fileName, modelName: upload.modelName, metrics: upload.metrics, source: 'upload' },
+    {
+      bytes: upload.bytes,
+      fileName: upload.fileName,
+      modelName: upload.modelName,
+      metrics: upload.metrics,
+      source: 'upload',
+    },
     { register: upload.register, export: upload.export, promote: upload.promote ? 'now' : 'never' },
   );
   return uploadResponse(outcome);
-});
+}, uploadForm());

@@ -1,5 +1,5 @@
-import { httpHandler } from '#shared/http';
-import { openApiDocument } from '#shared/openapi';
+import { httpHandler } from '#http/handler';
+import { openApiDocument } from '#api/openapi';
 
 const document = openApiDocument();
 

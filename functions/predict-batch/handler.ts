@@ -1,6 +1,7 @@
-import { httpHandler, jsonBody, validate } from '#shared/http';
-import { predict } from '#shared/predictions';
-import { predictBatchRequestSchema } from '#shared/schemas';
+import { httpHandler } from '#http/handler';
+import { jsonBody, validate } from '#http/validation';
+import { predict } from '#prediction/predict';
+import { predictBatchRequestSchema } from '#prediction/api';
 
 /** POST /predict/batch: up to 1,000 rows, one inference run, one insert; results in request order. */
 export const handler = httpHandler(async (event) => {

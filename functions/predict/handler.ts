@@ -1,6 +1,7 @@
-import { httpHandler, jsonBody, validate } from '#shared/http';
-import { predict } from '#shared/predictions';
-import { predictRequestSchema } from '#shared/schemas';
+import { httpHandler } from '#http/handler';
+import { jsonBody, validate } from '#http/validation';
+import { predict } from '#prediction/predict';
+import { predictRequestSchema } from '#prediction/api';
 
 /** POST /predict: one portfolio's quality index, stored and queued for the dashboard. */
 export const handler = httpHandler(async (event) => {

@@ -15,7 +15,8 @@ export function lambdaInvoker(lambdaUrl: string, functionPrefix: string) {
       body: JSON.stringify(event),
     });
     const text = await response.text();
-    if (!response.ok || response.headers.get('x-amz-function-error')) throw new Error(`${fn} failed: ${response.status} ${text.slice(0, 300)}`);
+    if (!response.ok || response.headers.get('x-amz-function-error'))
+      throw new Error(`${fn} failed: ${response.status} ${text.slice(0, 300)}`);
     return text ? JSON.parse(text) : null;
   };
 }
@@ -103,7 +104,9 @@ export function startSqsBridge(options: SqsBridgeOptions) {
           messages.push(...more);
         }
         const records = messages.map((m) => toLambdaRecord(m, options.queueArn, options.region));
-        const result = (await options.invoke({ Records: records })) as { batchItemFailures?: { itemIdentifier: string }[] } | null;
+        const result = (await options.invoke({ Records: records })) as {
+          batchItemFailures?: { itemIdentifier: string }[];
+        } | null;
         const failed = new Set((result?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
         const done = records.filter((r) => !failed.has(r.messageId));
         const chunks = Array.from({ length: Math.ceil(done.length / 10) }, (_, i) => done.slice(i * 10, i * 10 + 10));

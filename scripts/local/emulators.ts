@@ -16,22 +16,34 @@ export interface S3ObjectCreated {
 }
 
 /** Embedded S3 (s3rver). `onObjectCreated` sees every ObjectCreated event, as S3 notifications would deliver it. */
-export async function startS3(options: { port: number; directory: string; onObjectCreated?: (e: S3ObjectCreated) => void }) {
+export async function startS3(options: {
+  port: number;
+  directory: string;
+  onObjectCreated?: (e: S3ObjectCreated) => void;
+}) {
   mkdirSync(options.directory, { recursive: true });
   const server = new S3rver({ port: options.port, address: '127.0.0.1', directory: options.directory, silent: true });
   const { port } = (await server.run()) as { port: number };
-  server.on('event', (event: { Records: Array<{ eventName: string; s3: { bucket: { name: string }; object: { key: string; size: number; eTag: string } } }> }) => {
-    for (const record of event.Records) {
-      if (!record.eventName.startsWith('ObjectCreated')) continue;
-      options.onObjectCreated?.({
-        bucket: record.s3.bucket.name,
-        key: record.s3.object.key,
-        size: record.s3.object.size,
-        eTag: record.s3.object.eTag,
-        eventName: record.eventName,
-      });
-    }
-  });
+  server.on(
+    'event',
+    (event: {
+      Records: Array<{
+        eventName: string;
+        s3: { bucket: { name: string }; object: { key: string; size: number; eTag: string } };
+      }>;
+    }) => {
+      for (const record of event.Records) {
+        if (!record.eventName.startsWith('ObjectCreated')) continue;
+        options.onObjectCreated?.({
+          bucket: record.s3.bucket.name,
+          key: record.s3.object.key,
+          size: record.s3.object.size,
+          eTag: record.s3.object.eTag,
+          eventName: record.eventName,
+        });
+      }
+    },
+  );
   return { url: `http://127.0.0.1:${port}`, stop: () => server.close() };
 }
 

@@ -9,8 +9,8 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { sha256Hex } from '#shared/storage';
-import { servingPointerKey, type ServingPointer } from '#shared/serving';
+import { sha256Hex } from '#aws/s3';
+import { servingPointerKey, type ServingPointer } from '#prediction/serving';
 
 export interface AwsEndpoints {
   s3: string;
@@ -23,7 +23,9 @@ export const sqsClient = (e: AwsEndpoints) => new SQSClient({ endpoint: e.sqs, r
 
 /** A queue's ARN (event sources and redrive policies name queues by ARN). */
 export async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
-  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
+  );
   return Attributes!.QueueArn!;
 }
 
@@ -40,18 +42,32 @@ export async function ensureBucket(e: AwsEndpoints, bucket: string): Promise<voi
  * The predictions queue and its dead-letter queue, as serverless.yml declares them for AWS
  * (visibility 60 s, a message moves to the DLQ after 5 receives), and the model-sync queue.
  */
-export async function ensureQueues(e: AwsEndpoints, prefix: string): Promise<{ queueUrl: string; dlqUrl: string; syncQueueUrl: string }> {
+export async function ensureQueues(
+  e: AwsEndpoints,
+  prefix: string,
+): Promise<{ queueUrl: string; dlqUrl: string; syncQueueUrl: string }> {
   const sqs = sqsClient(e);
-  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-predictions-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }));
+  const dlq = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: `${prefix}-predictions-dlq`,
+      Attributes: { MessageRetentionPeriod: '1209600' },
+    }),
+  );
   const dlqArn = await queueArn(sqs, dlq.QueueUrl!);
   const queue = await sqs.send(
     new CreateQueueCommand({
       QueueName: `${prefix}-predictions`,
-      Attributes: { VisibilityTimeout: '60', RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: '5' }) },
+      Attributes: {
+        VisibilityTimeout: '60',
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: '5' }),
+      },
     }),
   );
   const sync = await sqs.send(
-    new CreateQueueCommand({ QueueName: `${prefix}-model-sync`, Attributes: { VisibilityTimeout: '60', MessageRetentionPeriod: '60' } }),
+    new CreateQueueCommand({
+      QueueName: `${prefix}-model-sync`,
+      Attributes: { VisibilityTimeout: '60', MessageRetentionPeriod: '60' },
+    }),
   );
   return { queueUrl: queue.QueueUrl!, dlqUrl: dlq.QueueUrl!, syncQueueUrl: sync.QueueUrl! };
 }
@@ -64,10 +80,16 @@ const INCOMING_NOTIFICATION_ID = 'hubfolio-incoming';
  * declares on AWS. The bucket's other notifications are kept. Throws when the endpoint refuses
  * notification configuration.
  */
-export async function ensureIncomingNotifications(e: AwsEndpoints, bucket: string, prefix: string): Promise<{ queueUrl: string; queueArn: string }> {
+export async function ensureIncomingNotifications(
+  e: AwsEndpoints,
+  bucket: string,
+  prefix: string,
+): Promise<{ queueUrl: string; queueArn: string }> {
   const sqs = sqsClient(e);
   // Longer than modelIngest's 300 s timeout, as Lambda requires of an event source's queue.
-  const { QueueUrl: queueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-incoming-events`, Attributes: { VisibilityTimeout: '360' } }));
+  const { QueueUrl: queueUrl } = await sqs.send(
+    new CreateQueueCommand({ QueueName: `${prefix}-incoming-events`, Attributes: { VisibilityTimeout: '360' } }),
+  );
   const arn = await queueArn(sqs, queueUrl!);
   const s3 = s3Client(e);
   const current = await s3.send(new GetBucketNotificationConfigurationCommand({ Bucket: bucket }));
@@ -94,7 +116,12 @@ export async function ensureIncomingNotifications(e: AwsEndpoints, bucket: strin
 }
 
 /** Puts the bundled sample model in S3 and names it the serving model, unless one is already serving. */
-export async function seedSampleModel(e: AwsEndpoints, bucket: string, modelName: string, modelFile: string): Promise<boolean> {
+export async function seedSampleModel(
+  e: AwsEndpoints,
+  bucket: string,
+  modelName: string,
+  modelFile: string,
+): Promise<boolean> {
   const s3 = s3Client(e);
   const pointerKey = servingPointerKey(modelName);
   try {
@@ -106,9 +133,30 @@ export async function seedSampleModel(e: AwsEndpoints, bucket: string, modelName
   const bytes = readFileSync(modelFile);
   const sha256 = sha256Hex(bytes);
   const key = `models/${modelName}/v0/${modelName}_v0_sample.onnx`;
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes, Metadata: { version: '0', sha256, source: 'bundled-sample' } }));
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: bytes,
+      Metadata: { version: '0', sha256, source: 'bundled-sample' },
+    }),
+  );
   // Written with this script's own client (the stack's endpoints, not a function's configuration).
-  const pointer: ServingPointer = { model_name: modelName, version: '0', s3_key: key, sha256, run_id: null, promoted_at: new Date().toISOString() };
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: pointerKey, Body: JSON.stringify(pointer), ContentType: 'application/json' }));
+  const pointer: ServingPointer = {
+    model_name: modelName,
+    version: '0',
+    s3_key: key,
+    sha256,
+    run_id: null,
+    promoted_at: new Date().toISOString(),
+  };
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: pointerKey,
+      Body: JSON.stringify(pointer),
+      ContentType: 'application/json',
+    }),
+  );
   return true;
 }

@@ -2,18 +2,26 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { migrate } from '#shared/migrations';
-import { readLocalThingsBoardToken } from '../provision-thingsboard.ts';
+import { readLocalThingsBoardToken } from '../thingsboard/provision.ts';
 import { lambdaInvoker, s3NotificationEvent, startS3EventBridge, startSqsBridge } from './bridge.ts';
 import { S3RVER_CREDENTIALS, startPostgres, startS3, startSqs, type S3ObjectCreated } from './emulators.ts';
 import { freePort, waitForHttp } from './ports.ts';
-import { ensureBucket, ensureIncomingNotifications, ensureQueues, queueArn, seedSampleModel, sqsClient, type AwsEndpoints } from './resources.ts';
+import {
+  ensureBucket,
+  ensureIncomingNotifications,
+  ensureQueues,
+  queueArn,
+  seedSampleModel,
+  sqsClient,
+  type AwsEndpoints,
+} from './resources.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const SAMPLE_MODEL = resolve(ROOT, 'models/hubfolio-sample.onnx');
 const SERVICE_PREFIX = 'hubfolio-functions-dev-';
 
 /** Functions fed by the bridge, as serverless.yml wires them on AWS (absent ones are skipped). */
-export const BRIDGED = { s3Incoming: 'modelIngest', sqsConsumer: 'telemetryForwarder', syncConsumer: 'modelSync' } as const;
+const BRIDGED = { s3Incoming: 'modelIngest', sqsConsumer: 'telemetryForwarder', syncConsumer: 'modelSync' } as const;
 
 export interface LocalStackOptions {
   /** The user's environment: AWS_ENDPOINT_URL*, DATABASE_URL, MLFLOW_TRACKING_URI, THINGSBOARD_URL replace embedded or absent parts. */
@@ -88,7 +96,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     let databaseUrl = env.DATABASE_URL;
     if (!databaseUrl) {
-      const pg = await startPostgres({ port: options.pgPort ?? 5433, dataDir: options.ephemeral ? undefined : resolve(options.dataDir, 'pgdata') });
+      const pg = await startPostgres({
+        port: options.pgPort ?? 5433,
+        dataDir: options.ephemeral ? undefined : resolve(options.dataDir, 'pgdata'),
+      });
       stops.push(pg.stop);
       databaseUrl = pg.url;
       log(`embedded PostgreSQL (PGlite) on ${pg.url}`);
@@ -98,7 +109,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     await ensureBucket(endpoints, bucket);
     const { queueUrl, dlqUrl, syncQueueUrl } = await ensureQueues(endpoints, 'hubfolio-local');
-    if (await seedSampleModel(endpoints, bucket, modelName, SAMPLE_MODEL)) log(`serving model: bundled sample (${modelName} v0)`);
+    if (await seedSampleModel(endpoints, bucket, modelName, SAMPLE_MODEL))
+      log(`serving model: bundled sample (${modelName} v0)`);
 
     const port = options.port ?? 3000;
     const lambdaPort = options.lambdaPort ?? (await freePort());
@@ -119,12 +131,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       PORT: String(port),
       LAMBDA_PORT: String(lambdaPort),
     };
-    const offline: ChildProcess = spawn(process.execPath, [resolve(ROOT, 'node_modules/osls/bin/serverless.js'), 'offline', 'start'], {
-      cwd: ROOT,
-      env: { ...env, ...stackEnv, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
-      stdio: ['ignore', options.offlineOutput ?? 'inherit', options.offlineOutput ?? 'inherit'],
-      detached: true,
-    });
+    const offline: ChildProcess = spawn(
+      process.execPath,
+      [resolve(ROOT, 'node_modules/osls/bin/serverless.js'), 'offline', 'start'],
+      {
+        cwd: ROOT,
+        env: { ...env, ...stackEnv, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
+        stdio: ['ignore', options.offlineOutput ?? 'inherit', options.offlineOutput ?? 'inherit'],
+        detached: true,
+      },
+    );
     let exited = false;
     offline.on('exit', () => (exited = true));
     stops.push(async () => {
@@ -142,8 +158,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     if (functions.has(BRIDGED.s3Incoming) && !external) {
       notifyIncoming = (event) => {
         if (event.bucket !== bucket || !event.key.startsWith('incoming/')) return;
-        invoke(BRIDGED.s3Incoming, s3NotificationEvent(event.bucket, event.key, event.size, event.eTag, region)).catch((error) =>
-          log(`bridge: ${BRIDGED.s3Incoming} failed for ${event.key}: ${(error as Error).message}`),
+        invoke(BRIDGED.s3Incoming, s3NotificationEvent(event.bucket, event.key, event.size, event.eTag, region)).catch(
+          (error) => log(`bridge: ${BRIDGED.s3Incoming} failed for ${event.key}: ${(error as Error).message}`),
         );
       };
     }
@@ -161,7 +177,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         stops.push(bridge.stop);
         log(`drop folder: s3://${bucket}/incoming/ notifies ${events.queueUrl}, which feeds ${BRIDGED.s3Incoming}`);
       } catch (error) {
-        log(`drop folder: ${external} refused the bucket notification (${(error as Error).message}); files put under incoming/ are not registered locally, POST /model/upload still is`);
+        log(
+          `drop folder: ${external} refused the bucket notification (${(error as Error).message}); files put under incoming/ are not registered locally, POST /model/upload still is`,
+        );
       }
     }
     // SQS event sources, as serverless.yml declares them: the bridge polls, invokes, deletes what succeeded.

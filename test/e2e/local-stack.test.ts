@@ -15,7 +15,11 @@ afterAll(async () => {
 });
 
 const post = (path: string, body: unknown) =>
-  fetch(`${stack.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  fetch(`${stack.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 
 it('answers /health with 200 and every required dependency connected', async () => {
   const response = await fetch(`${stack.url}/health`);
@@ -33,7 +37,12 @@ it('answers /health with 200 and every required dependency connected', async () 
 it('answers /predict with a prediction from the sample model', async () => {
   const response = await post('/predict', { ...SEED_EXAMPLE, portfolio_id: 12 });
   expect(response.status).toBe(200);
-  expect(await response.json()).toMatchObject({ predicted_iq: 82.5, classification: 'Bom', model_version: '0', portfolio_id: 12 });
+  expect(await response.json()).toMatchObject({
+    predicted_iq: 82.5,
+    classification: 'Bom',
+    model_version: '0',
+    portfolio_id: 12,
+  });
 });
 
 it('answers /predict/batch in order', async () => {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import type { PredictResponse } from '#prediction/api';
 import type { LocalStack } from '../../scripts/local/stack.ts';
 import { startFakeThingsBoard, type FakeThingsBoard } from '../fakes/thingsboard.ts';
 import { query, SEED_EXAMPLE } from '../helpers/fixtures.ts';
@@ -20,22 +21,40 @@ afterAll(async () => {
   await tb?.close();
 });
 
-const post = async (path: string, body: unknown) => {
-  const response = await fetch(`${stack.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const post = async <Answer>(path: string, body: unknown): Promise<Answer> => {
+  const response = await fetch(`${stack.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   expect(response.status).toBe(200);
-  return response.json() as Promise<any>;
+  return response.json() as Promise<Answer>;
 };
 
-it('shows each /predict in ThingsBoard as one data point set at its created_at, with every key', { timeout: 60_000 }, async () => {
-  const single = await post('/predict', { ...SEED_EXAMPLE, portfolio_id: 12 });
-  const batch = await post('/predict/batch', { items: [0, 5, 10].map((kw) => ({ ...SEED_EXAMPLE, portfolio_id: 13, kw_resultado: kw })) });
-  const predictions: Array<{ prediction_id: string; created_at: string; predicted_iq: number; classification: string }> = [single, ...batch.items];
+it('shows each /predict in ThingsBoard as one data point set at its created_at, with every key', {
+  timeout: 60_000,
+}, async () => {
+  const single = await post<PredictResponse>('/predict', { ...SEED_EXAMPLE, portfolio_id: 12 });
+  const batch = await post<{ items: PredictResponse[] }>('/predict/batch', {
+    items: [0, 5, 10].map((kw) => ({ ...SEED_EXAMPLE, portfolio_id: 13, kw_resultado: kw })),
+  });
+  const predictions: Array<{
+    prediction_id: string;
+    created_at: string;
+    predicted_iq: number;
+    classification: string;
+  }> = [single, ...batch.items];
 
   await vi.waitFor(() => expect(tb.distinctTs(token)).toBe(predictions.length), { timeout: 30_000, interval: 250 });
 
   for (const prediction of predictions) {
     const ts = Date.parse(prediction.created_at);
-    const values = Object.fromEntries(tb.points(token).filter((p) => p.ts === ts).map((p) => [p.key, p.value]));
+    const values = Object.fromEntries(
+      tb
+        .points(token)
+        .filter((p) => p.ts === ts)
+        .map((p) => [p.key, p.value]),
+    );
     expect(values).toMatchObject({
       prediction_id: prediction.prediction_id,
       predicted_iq: prediction.predicted_iq,
@@ -46,6 +65,8 @@ it('shows each /predict in ThingsBoard as one data point set at its created_at, 
     });
     expect(Object.keys(values)).toHaveLength(11);
   }
-  const undelivered = await query('SELECT id FROM predictions WHERE id = ANY($1::uuid[]) AND delivered_at IS NULL', [predictions.map((p) => p.prediction_id)]);
+  const undelivered = await query('SELECT id FROM predictions WHERE id = ANY($1::uuid[]) AND delivered_at IS NULL', [
+    predictions.map((p) => p.prediction_id),
+  ]);
   expect(undelivered).toEqual([]);
 });

@@ -10,14 +10,14 @@ import type { AddressInfo, Socket } from 'node:net';
  * errors (`failNext`) and a slow server (`delayNext`).
  */
 
-export interface FakeMetric {
+interface FakeMetric {
   key: string;
   value: number;
   timestamp: number;
   step: number;
 }
 
-export interface FakeExperiment {
+interface FakeExperiment {
   experiment_id: string;
   name: string;
   artifact_location: string;
@@ -27,7 +27,7 @@ export interface FakeExperiment {
   tags: Map<string, string>;
 }
 
-export interface FakeRun {
+interface FakeRun {
   run_id: string;
   run_name: string;
   experiment_id: string;
@@ -40,7 +40,7 @@ export interface FakeRun {
   tags: Map<string, string>;
 }
 
-export interface FakeModelVersion {
+interface FakeModelVersion {
   name: string;
   version: number;
   creation_timestamp: number;
@@ -52,7 +52,7 @@ export interface FakeModelVersion {
   tags: Map<string, string>;
 }
 
-export interface FakeRegisteredModel {
+interface FakeRegisteredModel {
   name: string;
   creation_timestamp: number;
   last_updated_timestamp: number;
@@ -63,14 +63,14 @@ export interface FakeRegisteredModel {
   aliases: Map<string, number>;
 }
 
-export interface RecordedRequest {
+interface RecordedRequest {
   method: string;
   /** Path and query string as received. */
   url: string;
   status: number;
 }
 
-export interface FakeMlflowState {
+interface FakeMlflowState {
   /** By id; experiment "0" is MLflow's Default experiment. */
   experiments: Map<string, FakeExperiment>;
   runs: Map<string, FakeRun>;
@@ -97,7 +97,7 @@ export interface FakeMlflow {
 const FAKE_MLFLOW_VERSION = '2.17.0';
 
 const STAGES = ['None', 'Staging', 'Production', 'Archived'] as const;
-export type Stage = (typeof STAGES)[number];
+type Stage = (typeof STAGES)[number];
 const RUN_STATUSES = ['RUNNING', 'SCHEDULED', 'FINISHED', 'FAILED', 'KILLED'];
 
 const API = '/api/2.0/mlflow';
@@ -136,7 +136,9 @@ function pythonType(value: unknown): string {
 }
 
 function wrongType(field: string, value: unknown): ApiError {
-  return invalid(`Invalid value ${JSON.stringify(value)} for parameter '${field}' supplied. Hint: Value was of type '${pythonType(value)}'. ${API_DOCS_HINT}`);
+  return invalid(
+    `Invalid value ${JSON.stringify(value)} for parameter '${field}' supplied. Hint: Value was of type '${pythonType(value)}'. ${API_DOCS_HINT}`,
+  );
 }
 
 function optionalString(input: Input, field: string): string | undefined {
@@ -148,7 +150,8 @@ function optionalString(input: Input, field: string): string | undefined {
 
 function requiredString(input: Input, field: string): string {
   const value = optionalString(input, field);
-  if (value === undefined || value === '') throw invalid(`Missing value for required parameter '${field}'. ${API_DOCS_HINT}`);
+  if (value === undefined || value === '')
+    throw invalid(`Missing value for required parameter '${field}'. ${API_DOCS_HINT}`);
   return value;
 }
 
@@ -161,7 +164,8 @@ function optionalNumber(input: Input, field: string): number | undefined {
 
 function requiredBoolean(input: Input, field: string): boolean {
   const value = input[field];
-  if (value === undefined || value === null) throw invalid(`Missing value for required parameter '${field}'. ${API_DOCS_HINT}`);
+  if (value === undefined || value === null)
+    throw invalid(`Missing value for required parameter '${field}'. ${API_DOCS_HINT}`);
   if (typeof value !== 'boolean') throw wrongType(field, value);
   return value;
 }
@@ -195,13 +199,18 @@ function canonicalStage(stage: string): Stage {
 
 /** Drops undefined values and empty lists, as proto JSON omits unset and empty repeated fields. */
 function compact(entity: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(entity).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0)));
+  return Object.fromEntries(
+    Object.entries(entity).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0)),
+  );
 }
 
 const tagList = (tags: Map<string, string>) => [...tags].map(([key, value]) => ({ key, value }));
 
 function likeRegex(pattern: string, flags: string): RegExp {
-  const source = pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replaceAll('%', '.*').replaceAll('_', '.');
+  const source = pattern
+    .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+    .replaceAll('%', '.*')
+    .replaceAll('_', '.');
   return new RegExp(`^${source}$`, flags);
 }
 
@@ -209,12 +218,16 @@ function likeRegex(pattern: string, flags: string): RegExp {
 function versionFilter(filter: string): (mv: FakeModelVersion) => boolean {
   if (filter.trim() === '') return () => true;
   const clauses = filter.split(/\s+AND\s+/i).map((clause) => {
-    const match = /^\s*(name|run_id|source_path|tags\.(?:`[^`]+`|"[^"]+"|[\w.]+))\s*(=|!=|LIKE|ILIKE)\s*(?:'([^']*)'|"([^"]*)")\s*$/i.exec(clause);
+    const match =
+      /^\s*(name|run_id|source_path|tags\.(?:`[^`]+`|"[^"]+"|[\w.]+))\s*(=|!=|LIKE|ILIKE)\s*(?:'([^']*)'|"([^"]*)")\s*$/i.exec(
+        clause,
+      );
     if (!match) throw invalid(`Invalid filter '${filter}'. Could not be parsed.`);
     const [, key = '', comparator = '', single, double] = match;
     const value = single ?? double ?? '';
     const op = comparator.toUpperCase();
-    if (key === 'run_id' && (op === 'LIKE' || op === 'ILIKE')) throw invalid(`Invalid comparator '${comparator}' not one of '['=', '!=', 'IN']'`);
+    if (key === 'run_id' && (op === 'LIKE' || op === 'ILIKE'))
+      throw invalid(`Invalid comparator '${comparator}' not one of '['=', '!=', 'IN']'`);
     const read = (mv: FakeModelVersion): string | undefined => {
       if (key === 'name') return mv.name;
       if (key === 'run_id') return mv.run_id;
@@ -281,8 +294,14 @@ class FakeMlflowServer {
       [`${API}/runs/update`, { POST: (i) => this.updateRun(i) }],
       [`${API}/runs/get`, { GET: (i) => ({ run: this.runJson(this.run(i)) }) }],
       [`${API}/registered-models/create`, { POST: (i) => this.createRegisteredModel(i) }],
-      [`${API}/registered-models/get`, { GET: (i) => ({ registered_model: this.registeredModelJson(this.model(requiredString(i, 'name'))) }) }],
-      [`${API}/registered-models/get-latest-versions`, { GET: (i) => this.latestVersions(i), POST: (i) => this.latestVersions(i) }],
+      [
+        `${API}/registered-models/get`,
+        { GET: (i) => ({ registered_model: this.registeredModelJson(this.model(requiredString(i, 'name'))) }) },
+      ],
+      [
+        `${API}/registered-models/get-latest-versions`,
+        { GET: (i) => this.latestVersions(i), POST: (i) => this.latestVersions(i) },
+      ],
       [
         `${API}/registered-models/alias`,
         { POST: (i) => this.setAlias(i), GET: (i) => this.getByAlias(i), DELETE: (i) => this.deleteAlias(i) },
@@ -302,15 +321,28 @@ class FakeMlflowServer {
     const method = req.method ?? 'GET';
     const path = url.pathname;
     if (path === '/health' || path === '/version') {
-      if (method !== 'GET') return html(res, 405, HTML_405);
-      return html(res, 200, path === '/health' ? 'OK' : FAKE_MLFLOW_VERSION);
+      if (method !== 'GET') {
+        html(res, 405, HTML_405);
+        return;
+      }
+      html(res, 200, path === '/health' ? 'OK' : FAKE_MLFLOW_VERSION);
+      return;
     }
     try {
-      if (path === ARTIFACTS || path.startsWith(`${ARTIFACTS}/`)) return this.artifacts(method, path, url, body, res);
+      if (path === ARTIFACTS || path.startsWith(`${ARTIFACTS}/`)) {
+        this.artifacts(method, path, url, body, res);
+        return;
+      }
       const route = this.routes.get(path);
-      if (!route) return html(res, 404, HTML_404);
+      if (!route) {
+        html(res, 404, HTML_404);
+        return;
+      }
       const handler = route[method as Method];
-      if (!handler) return html(res, 405, HTML_405);
+      if (!handler) {
+        html(res, 405, HTML_405);
+        return;
+      }
       json(res, 200, handler(this.input(method, req, url, body)));
     } catch (error) {
       if (error instanceof ApiError) json(res, error.status, { error_code: error.errorCode, message: error.message });
@@ -330,7 +362,8 @@ class FakeMlflowServer {
     }
     if (method === 'POST') {
       const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-      if (contentType !== 'application/json') throw invalid("Bad Request. Content-Type must be one of ['application/json'].");
+      if (contentType !== 'application/json')
+        throw invalid("Bad Request. Content-Type must be one of ['application/json'].");
     }
     if (body.length === 0) return {};
     let parsed: unknown;
@@ -339,7 +372,8 @@ class FakeMlflowServer {
     } catch {
       throw invalid('Malformed request body: it is not JSON.');
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalid('Malformed request body: expected a JSON object.');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw invalid('Malformed request body: expected a JSON object.');
     return parsed as Input;
   }
 
@@ -421,10 +455,12 @@ class FakeMlflowServer {
       const key = optionalString(m, 'key');
       if (!key) throw invalid(`Missing value for required parameter '${field('key')}'. ${API_DOCS_HINT}`);
       const value = m.value;
-      if (value === undefined || value === null) throw invalid(`Missing value for required parameter '${field('value')}'. ${API_DOCS_HINT}`);
+      if (value === undefined || value === null)
+        throw invalid(`Missing value for required parameter '${field('value')}'. ${API_DOCS_HINT}`);
       if (typeof value !== 'number') throw wrongType(field('value'), value);
       const timestamp = m.timestamp;
-      if (timestamp === undefined || timestamp === null) throw invalid(`Missing value for required parameter '${field('timestamp')}'. ${API_DOCS_HINT}`);
+      if (timestamp === undefined || timestamp === null)
+        throw invalid(`Missing value for required parameter '${field('timestamp')}'. ${API_DOCS_HINT}`);
       if (typeof timestamp !== 'number') throw wrongType(field('timestamp'), timestamp);
       return { key, value, timestamp, step: optionalNumber(m, 'step') ?? 0 };
     });
@@ -442,7 +478,11 @@ class FakeMlflowServer {
     const tags = keyValues(input, 'tags');
     for (const metric of metrics) {
       const duplicate = run.metrics.some(
-        (m) => m.key === metric.key && m.value === metric.value && m.timestamp === metric.timestamp && m.step === metric.step,
+        (m) =>
+          m.key === metric.key &&
+          m.value === metric.value &&
+          m.timestamp === metric.timestamp &&
+          m.step === metric.step,
       );
       if (!duplicate) run.metrics.push(metric);
     }
@@ -485,7 +525,11 @@ class FakeMlflowServer {
     const latest = new Map<string, FakeMetric>();
     for (const metric of run.metrics) {
       const current = latest.get(metric.key);
-      if (!current || metric.step > current.step || (metric.step === current.step && metric.timestamp >= current.timestamp)) {
+      if (
+        !current ||
+        metric.step > current.step ||
+        (metric.step === current.step && metric.timestamp >= current.timestamp)
+      ) {
         latest.set(metric.key, metric);
       }
     }
@@ -504,32 +548,44 @@ class FakeMlflowServer {
 
   private artifacts(method: string, path: string, url: URL, body: Buffer, res: ServerResponse): void {
     if (path === ARTIFACTS) {
-      if (method !== 'GET') return html(res, 405, HTML_405);
-      return json(res, 200, this.listArtifacts(url.searchParams.get('path') ?? ''));
+      if (method !== 'GET') {
+        html(res, 405, HTML_405);
+        return;
+      }
+      json(res, 200, this.listArtifacts(url.searchParams.get('path') ?? ''));
+      return;
     }
-    const segments = path.slice(ARTIFACTS.length + 1).split('/').map(decodeURIComponent);
+    const segments = path
+      .slice(ARTIFACTS.length + 1)
+      .split('/')
+      .map(decodeURIComponent);
     if (segments.some((s) => s === '..' || s === '.')) throw invalid(`Invalid path: ${segments.join('/')}`);
     const key = segments.filter(Boolean).join('/');
     switch (method) {
       case 'PUT':
         this.state.artifacts.set(key, body);
-        return json(res, 200, {});
+        json(res, 200, {});
+        return;
       case 'GET': {
         const bytes = this.state.artifacts.get(key);
-        if (!bytes) throw new ApiError(500, 'INTERNAL_ERROR', `[Errno 2] No such file or directory: '/mlartifacts/${key}'`);
+        if (!bytes)
+          throw new ApiError(500, 'INTERNAL_ERROR', `[Errno 2] No such file or directory: '/mlartifacts/${key}'`);
         res.writeHead(200, {
           'Content-Type': 'application/octet-stream',
           'Content-Disposition': `attachment; filename=${segments.at(-1) ?? ''}`,
         });
-        return void res.end(bytes);
+        res.end(bytes);
+        return;
       }
       case 'DELETE':
         for (const stored of [...this.state.artifacts.keys()]) {
           if (stored === key || stored.startsWith(`${key}/`)) this.state.artifacts.delete(stored);
         }
-        return json(res, 200, {});
+        json(res, 200, {});
+        return;
       default:
-        return html(res, 405, HTML_405);
+        html(res, 405, HTML_405);
+        return;
     }
   }
 
@@ -541,7 +597,10 @@ class FakeMlflowServer {
       if (prefix && !key.startsWith(`${prefix}/`)) continue;
       const rest = prefix ? key.slice(prefix.length + 1) : key;
       const [name = '', ...deeper] = rest.split('/');
-      children.set(name, deeper.length > 0 ? { path: name, is_dir: true } : { path: name, is_dir: false, file_size: bytes.length });
+      children.set(
+        name,
+        deeper.length > 0 ? { path: name, is_dir: true } : { path: name, is_dir: false, file_size: bytes.length },
+      );
     }
     return compact({ files: [...children.values()].sort((a, b) => a.path.localeCompare(b.path)) });
   }
@@ -710,7 +769,9 @@ class FakeMlflowServer {
     const matches = versionFilter(optionalString(input, 'filter') ?? '');
     const maxResults = Number(optionalString(input, 'max_results') ?? 10_000);
     if (!Number.isInteger(maxResults) || maxResults < 1 || maxResults > 200_000) {
-      throw invalid(`Invalid value for max_results. It must be at most 200000, but got value ${optionalString(input, 'max_results')}`);
+      throw invalid(
+        `Invalid value for max_results. It must be at most 200000, but got value ${optionalString(input, 'max_results')}`,
+      );
     }
     const offset = decodePageToken(optionalString(input, 'page_token'));
     const found = [...this.state.registeredModels.values()]
@@ -718,7 +779,10 @@ class FakeMlflowServer {
       .filter(matches)
       .sort((a, b) => b.creation_timestamp - a.creation_timestamp || b.version - a.version);
     const page = found.slice(offset, offset + maxResults);
-    const next = offset + maxResults < found.length ? Buffer.from(JSON.stringify({ offset: offset + maxResults })).toString('base64') : undefined;
+    const next =
+      offset + maxResults < found.length
+        ? Buffer.from(JSON.stringify({ offset: offset + maxResults })).toString('base64')
+        : undefined;
     return compact({ model_versions: page.map((v) => this.versionJson(v)), next_page_token: next });
   }
 }
@@ -755,7 +819,11 @@ export async function startFakeMlflow(): Promise<FakeMlflow> {
         if (res.destroyed) return;
         const failure = failures.shift();
         if (failure !== undefined) {
-          return html(res, failure, `<html><head><title>${failure} Service Temporarily Unavailable</title></head><body><h1>${failure}</h1></body></html>`);
+          return html(
+            res,
+            failure,
+            `<html><head><title>${failure} Service Temporarily Unavailable</title></head><body><h1>${failure}</h1></body></html>`,
+          );
         }
         fake.handle(req, Buffer.concat(chunks), res);
       }, delay);

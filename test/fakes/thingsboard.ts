@@ -9,9 +9,9 @@ import type { AddressInfo, Socket } from 'node:net';
  * Switches simulate outages, rate limits, a payload limit, expired JWTs and a dead server.
  */
 
-export type StoredType = 'BOOLEAN' | 'LONG' | 'DOUBLE' | 'STRING' | 'JSON';
+type StoredType = 'BOOLEAN' | 'LONG' | 'DOUBLE' | 'STRING' | 'JSON';
 
-export interface StoredPoint {
+interface StoredPoint {
   deviceId: string;
   key: string;
   ts: number;
@@ -19,7 +19,7 @@ export interface StoredPoint {
   value: boolean | number | string;
 }
 
-export interface FakeUser {
+interface FakeUser {
   username: string;
   password: string;
   authority: 'TENANT_ADMIN' | 'SYS_ADMIN';
@@ -31,7 +31,7 @@ export interface FakeThingsBoardOptions {
   payloadLimitBytes?: number;
 }
 
-export interface FakeDevice {
+interface FakeDevice {
   id: string;
   name: string;
   type: string;
@@ -48,7 +48,7 @@ interface FakeDashboard {
   body: Record<string, unknown>;
 }
 
-export interface TelemetryRequestRecord {
+interface TelemetryRequestRecord {
   token: string;
   status: number;
   bytes: number;
@@ -162,7 +162,8 @@ function parseTelemetry(body: unknown, serverTs: number): Array<{ ts: number; en
     'ts' in item && 'values' in item
       ? { ts: toLong(item['ts']), entries: parseEntries(item['values']) }
       : { ts: serverTs, entries: parseEntries(item) };
-  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v);
   if (isObject(body)) return [parseObject(body)];
   if (Array.isArray(body)) {
     return body.map((item) => {
@@ -270,10 +271,12 @@ export async function startFakeThingsBoard(options: FakeThingsBoardOptions = {})
       throw new ApiError(400, 'Dashboard title should be specified!', 31);
     }
     const dashboardId =
-      id && typeof id === 'object' && typeof (id as { id?: unknown }).id === 'string' ? (id as { id: string }).id : undefined;
+      id && typeof id === 'object' && typeof (id as { id?: unknown }).id === 'string'
+        ? (id as { id: string }).id
+        : undefined;
     if (dashboardId !== undefined) {
       const existing = dashboardsById.get(dashboardId);
-      if (!existing) throw new ApiError(404, 'Requested item wasn\'t found!', 32);
+      if (!existing) throw new ApiError(404, "Requested item wasn't found!", 32);
       if (typeof version === 'number' && version !== existing.version) {
         throw new ApiError(409, 'Dashboard was already changed by someone else', 35);
       }
@@ -281,7 +284,13 @@ export async function startFakeThingsBoard(options: FakeThingsBoardOptions = {})
       dashboardsById.set(dashboardId, updated);
       return updated;
     }
-    const created: FakeDashboard = { id: randomUUID(), title: rest['title'], createdTime: now(), version: 1, body: rest };
+    const created: FakeDashboard = {
+      id: randomUUID(),
+      title: rest['title'],
+      createdTime: now(),
+      version: 1,
+      body: rest,
+    };
     dashboardsById.set(created.id, created);
     return created;
   }
@@ -360,7 +369,7 @@ export async function startFakeThingsBoard(options: FakeThingsBoardOptions = {})
   function tenantAdmin(req: IncomingMessage): FakeUser {
     const user = authenticate(req);
     if (user.authority !== 'TENANT_ADMIN') {
-      throw new ApiError(403, 'You don\'t have permission to perform this operation!', 20);
+      throw new ApiError(403, "You don't have permission to perform this operation!", 20);
     }
     return user;
   }
@@ -385,7 +394,7 @@ export async function startFakeThingsBoard(options: FakeThingsBoardOptions = {})
 
   function deviceById(id: string): FakeDevice {
     const device = devicesById.get(id);
-    if (!device) throw new ApiError(404, 'Requested item wasn\'t found!', 32);
+    if (!device) throw new ApiError(404, "Requested item wasn't found!", 32);
     return device;
   }
 
@@ -413,7 +422,6 @@ export async function startFakeThingsBoard(options: FakeThingsBoardOptions = {})
   function api(req: IncomingMessage, url: URL, raw: Buffer): { status: number; json: unknown } {
     const path = url.pathname;
     const method = req.method ?? 'GET';
-    let match: RegExpMatchArray | null;
 
     if (method === 'POST' && path === '/api/auth/login') {
       fake.requests.login += 1;
@@ -433,7 +441,7 @@ export async function startFakeThingsBoard(options: FakeThingsBoardOptions = {})
       const name = url.searchParams.get('deviceName');
       if (name !== null) {
         const device = [...devicesById.values()].find((d) => d.name === name);
-        if (!device) throw new ApiError(404, 'Requested item wasn\'t found!', 32);
+        if (!device) throw new ApiError(404, "Requested item wasn't found!", 32);
         return { status: 200, json: deviceJson(device) };
       }
       const pageSize = requiredInt(url, 'pageSize');
@@ -454,9 +462,10 @@ export async function startFakeThingsBoard(options: FakeThingsBoardOptions = {})
       });
       return { status: 200, json: deviceJson(device) };
     }
-    if (method === 'GET' && (match = path.match(/^\/api\/device\/([^/]+)\/credentials$/))) {
+    const credentialsMatch = method === 'GET' ? path.match(/^\/api\/device\/([^/]+)\/credentials$/) : null;
+    if (credentialsMatch) {
       tenantAdmin(req);
-      const device = deviceById(decodeURIComponent(match[1] ?? ''));
+      const device = deviceById(decodeURIComponent(credentialsMatch[1] ?? ''));
       return {
         status: 200,
         json: {
@@ -469,9 +478,11 @@ export async function startFakeThingsBoard(options: FakeThingsBoardOptions = {})
         },
       };
     }
-    if (method === 'GET' && (match = path.match(/^\/api\/plugins\/telemetry\/DEVICE\/([^/]+)\/values\/timeseries$/))) {
+    const timeseriesMatch =
+      method === 'GET' ? path.match(/^\/api\/plugins\/telemetry\/DEVICE\/([^/]+)\/values\/timeseries$/) : null;
+    if (timeseriesMatch) {
       tenantAdmin(req);
-      return { status: 200, json: timeseries(decodeURIComponent(match[1] ?? ''), url) };
+      return { status: 200, json: timeseries(decodeURIComponent(timeseriesMatch[1] ?? ''), url) };
     }
     if (method === 'GET' && path === '/api/tenant/dashboards') {
       tenantAdmin(req);
@@ -485,10 +496,11 @@ export async function startFakeThingsBoard(options: FakeThingsBoardOptions = {})
       tenantAdmin(req);
       return { status: 200, json: dashboardJson(saveDashboard(jsonBody(raw))) };
     }
-    if (method === 'GET' && (match = path.match(/^\/api\/dashboard\/([^/]+)$/))) {
+    const dashboardMatch = method === 'GET' ? path.match(/^\/api\/dashboard\/([^/]+)$/) : null;
+    if (dashboardMatch) {
       tenantAdmin(req);
-      const dashboard = dashboardsById.get(decodeURIComponent(match[1] ?? ''));
-      if (!dashboard) throw new ApiError(404, 'Requested item wasn\'t found!', 32);
+      const dashboard = dashboardsById.get(decodeURIComponent(dashboardMatch[1] ?? ''));
+      if (!dashboard) throw new ApiError(404, "Requested item wasn't found!", 32);
       return { status: 200, json: dashboardJson(dashboard) };
     }
     if (path.startsWith('/api/')) authenticate(req); // unknown endpoints still need a login first
@@ -537,7 +549,12 @@ export async function startFakeThingsBoard(options: FakeThingsBoardOptions = {})
       if (!(error instanceof ApiError)) throw error;
       res.writeHead(error.status, { 'Content-Type': 'application/json' });
       res.end(
-        JSON.stringify({ status: error.status, message: error.message, errorCode: error.errorCode, timestamp: Date.now() }),
+        JSON.stringify({
+          status: error.status,
+          message: error.message,
+          errorCode: error.errorCode,
+          timestamp: Date.now(),
+        }),
       );
     }
   }

@@ -23,10 +23,17 @@ export const testEndpoints = () => ({
 });
 
 /** Makes the bundled sample the serving model of this test file's bucket. */
-export const useSampleModel = () => seedSampleModel(testEndpoints(), process.env.MODEL_BUCKET!, process.env.MODEL_NAME!, SAMPLE_MODEL);
+export const useSampleModel = () =>
+  seedSampleModel(testEndpoints(), process.env.MODEL_BUCKET!, process.env.MODEL_NAME!, SAMPLE_MODEL);
+
+/** pg's own default row type, what `client.query` gives without a type argument: tests read the columns they select. */
+type UntypedRow = pg.QueryResult['rows'][number];
 
 /** A direct connection for assertions, independent of the suite's pool. */
-export async function query<T extends pg.QueryResultRow = any>(sql: string, params: unknown[] = []): Promise<T[]> {
+export async function query<T extends pg.QueryResultRow = UntypedRow>(
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
   await client.connect();
   try {
@@ -42,7 +49,12 @@ export async function drainQueue(queueUrl = process.env.PREDICTIONS_QUEUE_URL!, 
   const all: Message[] = [];
   for (;;) {
     const { Messages = [] } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: visibility }),
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        VisibilityTimeout: visibility,
+      }),
     );
     if (Messages.length === 0) return all;
     all.push(...Messages);

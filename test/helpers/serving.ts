@@ -1,5 +1,5 @@
-import { FEATURES, type FeatureRow } from '#shared/model';
-import type { ServingModelCache } from '#shared/serving';
+import { FEATURES, type FeatureRow } from '#prediction/features';
+import type { ServingModelCache } from '#prediction/serving';
 
 const ZEROS = Object.fromEntries(FEATURES.map((f) => [f, 0])) as FeatureRow;
 

@@ -12,7 +12,15 @@ export async function startTestStack(env: NodeJS.ProcessEnv = {}): Promise<Local
   const dataDir = mkdtempSync(join(tmpdir(), 'hubfolio-e2e-'));
   const stackEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   // What the test setup points at this file's own bucket and queues belongs to the stack here.
-  for (const name of ['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_SQS', 'MODEL_BUCKET', 'PREDICTIONS_QUEUE_URL', 'PREDICTIONS_DLQ_URL', 'MODEL_SYNC_QUEUE_URL']) {
+  for (const name of [
+    'AWS_ENDPOINT_URL',
+    'AWS_ENDPOINT_URL_S3',
+    'AWS_ENDPOINT_URL_SQS',
+    'MODEL_BUCKET',
+    'PREDICTIONS_QUEUE_URL',
+    'PREDICTIONS_DLQ_URL',
+    'MODEL_SYNC_QUEUE_URL',
+  ]) {
     delete stackEnv[name];
   }
   const stack = await startLocalStack({

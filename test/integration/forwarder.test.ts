@@ -12,12 +12,13 @@ import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../functions/telemetry-forwarder/handler.ts';
 import { createPool, pool } from '#shared/db';
-import { createForwarder, type ForwardBatch } from '#shared/forwarder';
+import { createForwarder, type ForwardBatch } from '#telemetry/forwarder';
 import { logger } from '#shared/log';
-import { insertPredictions, type PredictionRow } from '#shared/prediction-store';
-import { sendPredictions, toMessage } from '#shared/queue';
-import { sendMessages } from '#shared/sqs-batch';
-import { createThingsBoardClient, type ThingsBoardClient } from '#shared/telemetry';
+import { CLASSIFICATIONS } from '#prediction/features';
+import { insertPredictions, type PredictionRow } from '#prediction/store';
+import { sendPredictions, toMessage } from '#prediction/queue';
+import { sendMessages } from '#aws/sqs';
+import { createThingsBoardClient, type ThingsBoardClient } from '#clients/thingsboard/client';
 import { redriveDlq } from '../../scripts/dlq-redrive.ts';
 import { startSqsBridge, toLambdaRecord } from '../../scripts/local/bridge.ts';
 import { ROOT } from '../../scripts/local/stack.ts';
@@ -84,7 +85,6 @@ afterEach(async () => {
 // --- helpers -----------------------------------------------------------------------------------
 
 async function storePredictions(n: number, overrides: Partial<PredictionRow['input']> = {}): Promise<PredictionRow[]> {
-  const classes = ['Excelente', 'Bom', 'Regular', 'Insuficiente'] as const;
   return insertPredictions(
     pool(),
     Array.from({ length: n }, (_, i) => ({
@@ -92,7 +92,7 @@ async function storePredictions(n: number, overrides: Partial<PredictionRow['inp
       input: { ...SEED_EXAMPLE, user_id: 7000 + i, portfolio_id: i % 5 === 0 ? null : 300 + i, ...overrides },
       raw_score: 60 + i / 10,
       predicted_iq: Math.round((60 + i / 10) * 100) / 100,
-      classification: classes[i % 4]!,
+      classification: CLASSIFICATIONS[i % 4]!,
       model_name: 'hubfolio-model',
       model_version: '3',
     })),
@@ -108,14 +108,24 @@ async function queuePredictions(n: number): Promise<PredictionRow[]> {
 }
 
 const queueBodies = (bodies: string[], attributes?: Record<string, MessageAttributeValue>, queueUrl = QUEUE_URL) =>
-  sendMessages(sqs, queueUrl, bodies.map((body, i) => ({ id: String(i), body, attributes })));
+  sendMessages(
+    sqs,
+    queueUrl,
+    bodies.map((body, i) => ({ id: String(i), body, attributes })),
+  );
 
 /** Receives `n` messages as one Lambda batch (hidden for a minute, like the event source's receive). */
 async function receiveBatch(n: number): Promise<SQSRecord[]> {
   const messages: Message[] = [];
   while (messages.length < n) {
     const { Messages = [] } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: QUEUE_URL, MaxNumberOfMessages: Math.min(10, n - messages.length), WaitTimeSeconds: 1, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }),
+      new ReceiveMessageCommand({
+        QueueUrl: QUEUE_URL,
+        MaxNumberOfMessages: Math.min(10, n - messages.length),
+        WaitTimeSeconds: 1,
+        MessageAttributeNames: ['All'],
+        MessageSystemAttributeNames: ['All'],
+      }),
     );
     if (Messages.length === 0) throw new Error(`only ${messages.length} of ${n} messages on the queue`);
     messages.push(...Messages);
@@ -123,7 +133,8 @@ async function receiveBatch(n: number): Promise<SQSRecord[]> {
   return messages.map((m) => toLambdaRecord(m, queueArn, 'us-east-1'));
 }
 
-const invokeHandler = (records: SQSRecord[]) => handler({ Records: records }, lambdaContext('telemetryForwarder')) as Promise<SQSBatchResponse>;
+const invokeHandler = (records: SQSRecord[]) =>
+  handler({ Records: records }, lambdaContext('telemetryForwarder')) as Promise<SQSBatchResponse>;
 
 /** Feeds the queue to a consumer as the local stack does (poll, invoke, delete what succeeded). */
 function bridge(consume: (records: SQSRecord[]) => Promise<unknown>) {
@@ -144,7 +155,11 @@ async function depth(queueUrl = QUEUE_URL) {
   const { Attributes = {} } = await sqs.send(
     new GetQueueAttributesCommand({
       QueueUrl: queueUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
     }),
   );
   return {
@@ -160,7 +175,12 @@ async function dlqMessages(): Promise<Message[]> {
   const all: Message[] = [];
   for (;;) {
     const { Messages = [] } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: DLQ_URL, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'] }),
+      new ReceiveMessageCommand({
+        QueueUrl: DLQ_URL,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        MessageAttributeNames: ['All'],
+      }),
     );
     if (Messages.length === 0) return all;
     all.push(...Messages);
@@ -169,7 +189,12 @@ async function dlqMessages(): Promise<Message[]> {
 
 /** prediction_id → ts as ThingsBoard stored them for a device. */
 function deliveredPoints(deviceToken = token): Map<string, number> {
-  return new Map(tb.points(deviceToken).filter((p) => p.key === 'prediction_id').map((p) => [String(p.value), p.ts]));
+  return new Map(
+    tb
+      .points(deviceToken)
+      .filter((p) => p.key === 'prediction_id')
+      .map((p) => [String(p.value), p.ts]),
+  );
 }
 
 /**
@@ -189,8 +214,9 @@ const deliveredAt = async (rows: PredictionRow[]) =>
     [rows.map((r) => r.id)],
   );
 
-const client = (overrides: Partial<{ url: string | undefined; deviceToken: string | undefined }> = {}): ThingsBoardClient =>
-  createThingsBoardClient({ url: tb.url, deviceToken: token, ...overrides });
+const client = (
+  overrides: Partial<{ url: string | undefined; deviceToken: string | undefined }> = {},
+): ThingsBoardClient => createThingsBoardClient({ url: tb.url, deviceToken: token, ...overrides });
 
 /** A device of the test's own, so that its points are counted apart from other tests'. */
 function ownDevice() {
@@ -211,12 +237,24 @@ describe('telemetry forwarder', () => {
     expect(tb.telemetryLog.slice(requestsBefore)).toEqual([expect.objectContaining({ token, status: 200 })]);
     expectExactlyOnce(rows);
     for (const row of rows) {
-      const values = Object.fromEntries(tb.points(token).filter((p) => p.ts === row.ts).map((p) => [p.key, p.value]));
+      const values = Object.fromEntries(
+        tb
+          .points(token)
+          .filter((p) => p.ts === row.ts)
+          .map((p) => [p.key, p.value]),
+      );
       const expectedKeys = row.input.portfolio_id === null ? KEYS.filter((k) => k !== 'portfolio_id') : KEYS;
       expect(Object.keys(values).sort()).toEqual([...expectedKeys].sort());
-      expect(values).toMatchObject({ predicted_iq: row.predicted_iq, classification: row.classification, user_id: row.input.user_id, model_version: 3 });
+      expect(values).toMatchObject({
+        predicted_iq: row.predicted_iq,
+        classification: row.classification,
+        user_id: row.input.user_id,
+        model_version: 3,
+      });
     }
-    expect((await deliveredAt(rows)).every((r) => r.delivered_at instanceof Date && r.enqueued_at instanceof Date)).toBe(true);
+    expect(
+      (await deliveredAt(rows)).every((r) => r.delivered_at instanceof Date && r.enqueued_at instanceof Date),
+    ).toBe(true);
   });
 
   it('parks a poison point, a malformed body and an unknown version with their reasons while the rest is delivered', async () => {
@@ -225,7 +263,12 @@ describe('telemetry forwarder', () => {
     // 1e20 passes the message schema but ThingsBoard's parser refuses it (500 with a body).
     const poison = JSON.stringify({ ...toMessage(poisonRow), predicted_iq: 1e20 });
     const unknownVersion = JSON.stringify({ ...toMessage(good[0]!), version: 2 });
-    await queueBodies([...good.slice(1).map((r) => JSON.stringify(toMessage(r))), poison, '{"version":1,', unknownVersion]);
+    await queueBodies([
+      ...good.slice(1).map((r) => JSON.stringify(toMessage(r))),
+      poison,
+      '{"version":1,',
+      unknownVersion,
+    ]);
 
     const result = await invokeHandler(await receiveBatch(10));
 
@@ -240,7 +283,9 @@ describe('telemetry forwarder', () => {
       prediction_id: { StringValue: poisonRow.id },
     });
     expect(parked.get('{"version":1,')!['reason']!.StringValue).toContain('not JSON');
-    expect(parked.get(unknownVersion)!['reason']!.StringValue).toBe('message version 2 is not one this consumer reads (version 1)');
+    expect(parked.get(unknownVersion)!['reason']!.StringValue).toBe(
+      'message version 2 is not one this consumer reads (version 1)',
+    );
     expect(await depth()).toMatchObject({ delayed: 0 }); // nothing was queued for a retry
     const [poisonState] = await deliveredAt([poisonRow]);
     expect(poisonState!.delivered_at).toBeNull();
@@ -255,7 +300,9 @@ describe('telemetry forwarder', () => {
 
     const result = await createForwarder({ telemetry: client(), queueUrl: missing, dlqUrl: missing })(records);
 
-    expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(records.map((r) => r.messageId).sort());
+    expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
+      records.map((r) => r.messageId).sort(),
+    );
   });
 
   it('still counts the batch delivered when recording delivered_at fails, and says so', async () => {
@@ -267,12 +314,17 @@ describe('telemetry forwarder', () => {
 
     expect(result).toEqual({ batchItemFailures: [] });
     expectExactlyOnce(rows);
-    expect(errors).toHaveBeenCalledWith('could not record delivered_at; the points were delivered', expect.objectContaining({ predictions: 2 }));
+    expect(errors).toHaveBeenCalledWith(
+      'could not record delivered_at; the points were delivered',
+      expect.objectContaining({ predictions: 2 }),
+    );
     expect(await depth()).toMatchObject({ delayed: 0 });
     await deadDb.end();
   });
 
-  it('delivers a 50-prediction backlog after a 30-second outage: nothing to the DLQ, every prediction exactly once', { timeout: 150_000 }, async () => {
+  it('delivers a 50-prediction backlog after a 30-second outage: nothing to the DLQ, every prediction exactly once', {
+    timeout: 150_000,
+  }, async () => {
     tb.outage = true;
     const requestsBefore = tb.requests.telemetry;
     const rows = await queuePredictions(50);
@@ -286,7 +338,10 @@ describe('telemetry forwarder', () => {
 
     tb.outage = false;
     const recovered = Date.now();
-    await vi.waitFor(() => expect(rows.every((r) => deliveredPoints().has(r.id))).toBe(true), { timeout: 120_000, interval: 200 });
+    await vi.waitFor(() => expect(rows.every((r) => deliveredPoints().has(r.id))).toBe(true), {
+      timeout: 120_000,
+      interval: 200,
+    });
     const backlogSeconds = (Date.now() - recovered) / 1000;
 
     expect(backlogSeconds).toBeLessThan(120);
@@ -309,14 +364,25 @@ describe('telemetry forwarder', () => {
     expect(tb.points(own)).toHaveLength(KEYS.length - (row!.input.portfolio_id === null ? 1 : 0));
   });
 
-  it('keeps predictions on the queue while ThingsBoard is not configured and delivers them once it is', { timeout: 60_000 }, async () => {
+  it('keeps predictions on the queue while ThingsBoard is not configured and delivers them once it is', {
+    timeout: 60_000,
+  }, async () => {
     const errors = vi.spyOn(logger, 'error');
     const { token: own, forward: configured } = ownDevice();
-    let forward: ForwardBatch = createForwarder({ telemetry: createThingsBoardClient({ url: undefined, deviceToken: undefined }) });
+    let forward: ForwardBatch = createForwarder({
+      telemetry: createThingsBoardClient({ url: undefined, deviceToken: undefined }),
+    });
     const rows = await queuePredictions(5);
     bridge((records) => forward(records));
 
-    await vi.waitFor(() => expect(errors).toHaveBeenCalledWith(expect.stringContaining('not configured'), expect.objectContaining({ waiting: 5 })), { timeout: 10_000 });
+    await vi.waitFor(
+      () =>
+        expect(errors).toHaveBeenCalledWith(
+          expect.stringContaining('not configured'),
+          expect.objectContaining({ waiting: 5 }),
+        ),
+      { timeout: 10_000 },
+    );
     expect(errors.mock.calls.find(([msg]) => String(msg).includes('not configured'))![1]).toMatchObject({
       reason: expect.stringContaining('THINGSBOARD_URL is not set'),
     });
@@ -339,14 +405,18 @@ describe('telemetry forwarder', () => {
     const errors = vi.spyOn(logger, 'error');
     const rows = await queuePredictions(3);
 
-    const result = await createForwarder({ telemetry: client({ deviceToken: 'not-the-token' }) })(await receiveBatch(3));
+    const result = await createForwarder({ telemetry: client({ deviceToken: 'not-the-token' }) })(
+      await receiveBatch(3),
+    );
 
     expect(result).toEqual({ batchItemFailures: [] });
     expect(errors).toHaveBeenCalledWith(
       'ThingsBoard is not configured correctly: predictions wait on the queue until it is',
       expect.objectContaining({
         waiting: 3,
-        reason: expect.stringMatching(/rejected the device token \(401\).*THINGSBOARD_DEVICE_TOKEN.*npm run thingsboard:provision/),
+        reason: expect.stringMatching(
+          /rejected the device token \(401\).*THINGSBOARD_DEVICE_TOKEN.*npm run thingsboard:provision/,
+        ),
       }),
     );
     expect(await depth()).toMatchObject({ delayed: 3 });
@@ -386,7 +456,14 @@ describe('telemetry forwarder', () => {
     // awaited: one left running past the test would take the next test's messages.
     const retried: Message[] = [];
     for (const deadline = Date.now() + 5_000; retried.length < 2 && Date.now() < deadline; ) {
-      const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: QUEUE_URL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ['All'] }));
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: QUEUE_URL,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 1,
+          MessageAttributeNames: ['All'],
+        }),
+      );
       retried.push(...Messages);
     }
     expect(retried.map((m) => m.MessageAttributes?.['attempt']?.StringValue)).toEqual(['1', '1']);

@@ -32,7 +32,11 @@ afterAll(async () => {
   await thingsboard.close();
 });
 
-const everything = () => ({ MLFLOW_TRACKING_URI: mlflow.url, THINGSBOARD_URL: thingsboard.url, THINGSBOARD_DEVICE_TOKEN: 'device-token' });
+const everything = () => ({
+  MLFLOW_TRACKING_URI: mlflow.url,
+  THINGSBOARD_URL: thingsboard.url,
+  THINGSBOARD_DEVICE_TOKEN: 'device-token',
+});
 
 it('is healthy (200) with the seed keys when every configured dependency answers', async () => {
   const { status, body } = await health(everything());
@@ -68,20 +72,42 @@ it('is degraded (200) when a configured MLflow or ThingsBoard is down', async ()
   thingsboard.setDown(true);
   const { status, body } = await health(everything());
   expect(status).toBe(200);
-  expect(body).toMatchObject({ status: 'degraded', mlflow_connected: false, thingsboard_connected: false, postgres_connected: true });
-  expect(body.issues).toEqual(['MLflow is not reachable (MLFLOW_TRACKING_URI)', 'ThingsBoard is not reachable (THINGSBOARD_URL)']);
+  expect(body).toMatchObject({
+    status: 'degraded',
+    mlflow_connected: false,
+    thingsboard_connected: false,
+    postgres_connected: true,
+  });
+  expect(body.issues).toEqual([
+    'MLflow is not reachable (MLFLOW_TRACKING_URI)',
+    'ThingsBoard is not reachable (THINGSBOARD_URL)',
+  ]);
 });
 
 it('is unhealthy (503) when PostgreSQL is down', async () => {
   const { status, body } = await health({ DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
   expect(status).toBe(503);
-  expect(body).toMatchObject({ status: 'unhealthy', postgres_connected: false, s3_connected: true, sqs_connected: true });
+  expect(body).toMatchObject({
+    status: 'unhealthy',
+    postgres_connected: false,
+    s3_connected: true,
+    sqs_connected: true,
+  });
 });
 
 it('is unhealthy (503) when S3 or SQS are down', async () => {
-  const { status, body } = await health({ AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:1' });
+  const { status, body } = await health({
+    AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:1',
+    AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:1',
+  });
   expect(status).toBe(503);
-  expect(body).toMatchObject({ status: 'unhealthy', minio_connected: false, s3_connected: false, sqs_connected: false, model_loaded: false });
+  expect(body).toMatchObject({
+    status: 'unhealthy',
+    minio_connected: false,
+    s3_connected: false,
+    sqs_connected: false,
+    model_loaded: false,
+  });
 });
 
 it('is unhealthy (503) when the bucket does not exist', async () => {

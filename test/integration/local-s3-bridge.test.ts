@@ -16,13 +16,18 @@ afterEach(async () => {
 
 async function eventsQueue(visibilitySeconds: number) {
   const name = `s3-events-${Math.random().toString(36).slice(2, 10)}`;
-  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { VisibilityTimeout: String(visibilitySeconds) } }));
+  const { QueueUrl } = await sqs.send(
+    new CreateQueueCommand({ QueueName: name, Attributes: { VisibilityTimeout: String(visibilitySeconds) } }),
+  );
   return { queueUrl: QueueUrl!, queueArn: await queueArn(sqs, QueueUrl!) };
 }
 
 async function messagesLeft(queueUrl: string): Promise<number> {
   const { Attributes = {} } = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
   );
   return Number(Attributes.ApproximateNumberOfMessages) + Number(Attributes.ApproximateNumberOfMessagesNotVisible);
 }
@@ -35,8 +40,18 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000
   }
 }
 
-function bridge(queue: { queueUrl: string; queueArn: string }, invoke: (event: S3Event) => Promise<unknown>, errors: unknown[] = []) {
-  const started = startS3EventBridge({ sqs, ...queue, region: 'us-east-1', invoke, onError: (error) => errors.push(error) });
+function bridge(
+  queue: { queueUrl: string; queueArn: string },
+  invoke: (event: S3Event) => Promise<unknown>,
+  errors: unknown[] = [],
+) {
+  const started = startS3EventBridge({
+    sqs,
+    ...queue,
+    region: 'us-east-1',
+    invoke,
+    onError: (error) => errors.push(error),
+  });
   running.push(started);
   return started;
 }

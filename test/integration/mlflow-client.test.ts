@@ -1,6 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MlflowClient, MlflowError, MlflowUnavailableError, type Run } from '#shared/registry';
+import { MlflowClient } from '#clients/mlflow/client';
+import type { Run } from '#clients/mlflow/entities';
+import { MlflowError, MlflowUnavailableError } from '#clients/mlflow/errors';
 import { startFakeMlflow, type FakeMlflow } from '../fakes/mlflow';
+import { deleteAlias, setModelVersionTag } from '../helpers/mlflow';
 
 let fake: FakeMlflow;
 let mlflow: MlflowClient;
@@ -67,7 +70,11 @@ describe('experiments and runs', () => {
 
   it('shows logged metrics and params in getRun', async () => {
     const run = await newRun();
-    await mlflow.logBatch(run.info.run_id, { metrics: { r2_score: 0.92, rmse: 3.0 }, params: { file_name: 'm.onnx' }, tags: { source: 'upload' } });
+    await mlflow.logBatch(run.info.run_id, {
+      metrics: { r2_score: 0.92, rmse: 3.0 },
+      params: { file_name: 'm.onnx' },
+      tags: { source: 'upload' },
+    });
     await mlflow.finishRun(run.info.run_id);
     const logged = await mlflow.getRun(run.info.run_id);
     expect(logged.data.metrics).toEqual({ r2_score: 0.92, rmse: 3 });
@@ -79,7 +86,9 @@ describe('experiments and runs', () => {
   it('rejects re-logging a param with another value with MLflow’s 400', async () => {
     const run = await newRun();
     await mlflow.logBatch(run.info.run_id, { params: { model_type: 'onnx' } });
-    const error = await mlflow.logBatch(run.info.run_id, { params: { model_type: 'sklearn' } }).catch((e: unknown) => e);
+    const error = await mlflow
+      .logBatch(run.info.run_id, { params: { model_type: 'sklearn' } })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MlflowError);
     expect(error).toMatchObject({ status: 400, errorCode: 'INVALID_PARAMETER_VALUE' });
   });
@@ -119,7 +128,10 @@ describe('artifacts', () => {
 
 describe('model registry', () => {
   it('creates one registered model when two get-or-creates race', async () => {
-    const [a, b] = await Promise.all([mlflow.getOrCreateRegisteredModel(MODEL), mlflow.getOrCreateRegisteredModel(MODEL)]);
+    const [a, b] = await Promise.all([
+      mlflow.getOrCreateRegisteredModel(MODEL),
+      mlflow.getOrCreateRegisteredModel(MODEL),
+    ]);
     expect(a.name).toBe(MODEL);
     expect(b.name).toBe(MODEL);
     expect(fake.state.registeredModels.size).toBe(1);
@@ -167,14 +179,14 @@ describe('model registry', () => {
   it('reads null for an alias after deleting it', async () => {
     const { version } = await registerVersion();
     await mlflow.setAlias(MODEL, 'production', version.version);
-    await mlflow.deleteAlias(MODEL, 'production');
+    await deleteAlias(fake.url, MODEL, 'production');
     expect(await mlflow.getVersionByAlias(MODEL, 'production')).toBeNull();
   });
 
   it('finds the version registered from a file by its tag', async () => {
     await registerVersion({ sha256: 'aaa' });
     const { version } = await registerVersion({ sha256: 'bbb' });
-    await mlflow.setModelVersionTag(MODEL, version.version, 'exported', 'true');
+    await setModelVersionTag(fake.url, MODEL, version.version, 'exported', 'true');
     const found = await mlflow.searchModelVersions({ name: MODEL, tags: { sha256: 'bbb' } });
     expect(found.map((v) => [v.version, v.tags.exported])).toEqual([['2', 'true']]);
   });
@@ -190,7 +202,11 @@ describe('model registry', () => {
     const run = await newRun();
     await mlflow.logOnnxModel(run, onnxBytes, { fileName: 'model.onnx' });
     await mlflow.getOrCreateRegisteredModel(MODEL);
-    const version = await mlflow.createModelVersion({ name: MODEL, source: `runs:/${run.info.run_id}/model`, runId: run.info.run_id });
+    const version = await mlflow.createModelVersion({
+      name: MODEL,
+      source: `runs:/${run.info.run_id}/model`,
+      runId: run.info.run_id,
+    });
     expect(await mlflow.getDownloadUri(MODEL, version.version)).toBe(`runs:/${run.info.run_id}/model`);
     expect(Buffer.compare(await mlflow.downloadModelVersion(MODEL, version.version), onnxBytes)).toBe(0);
   });
@@ -199,7 +215,10 @@ describe('model registry', () => {
     const run = await newRun();
     await mlflow.uploadArtifact(run.info.artifact_uri, 'exported/hubfolio.onnx', onnxBytes);
     await mlflow.getOrCreateRegisteredModel(MODEL);
-    const version = await mlflow.createModelVersion({ name: MODEL, source: `${run.info.artifact_uri}/exported/hubfolio.onnx` });
+    const version = await mlflow.createModelVersion({
+      name: MODEL,
+      source: `${run.info.artifact_uri}/exported/hubfolio.onnx`,
+    });
     expect(Buffer.compare(await mlflow.downloadModelVersion(MODEL, version.version), onnxBytes)).toBe(0);
   });
 });
@@ -224,7 +243,9 @@ describe('failures', () => {
     const run = await newRun();
     await mlflow.getOrCreateRegisteredModel(MODEL);
     fake.failNext(1, 502);
-    const error = await mlflow.createModelVersion({ name: MODEL, source: `${run.info.artifact_uri}/model`, runId: run.info.run_id }).catch((e: unknown) => e);
+    const error = await mlflow
+      .createModelVersion({ name: MODEL, source: `${run.info.artifact_uri}/model`, runId: run.info.run_id })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MlflowUnavailableError);
     expect(requestsTo('/model-versions/create')).toHaveLength(1);
   });
@@ -246,11 +267,13 @@ describe('failures', () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
-  it('keeps the request, and so a model file\'s bytes, out of the error a failed upload gives (and so out of the logs)', async () => {
+  it("keeps the request, and so a model file's bytes, out of the error a failed upload gives (and so out of the logs)", async () => {
     const run = await newRun();
     fake.setDown(true);
     const bytes = Buffer.from('model-bytes-that-must-not-be-logged');
-    const error = await mlflow.uploadArtifact(run.info.artifact_uri, 'model/model.onnx', bytes).catch((e: unknown) => e);
+    const error = await mlflow
+      .uploadArtifact(run.info.artifact_uri, 'model/model.onnx', bytes)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MlflowUnavailableError);
     const cause = (error as Error).cause as Record<string, unknown>;
     expect(cause).toBeInstanceOf(Error);
@@ -267,7 +290,11 @@ describe('failures', () => {
 
 describe('the fake answers as the contract says', () => {
   const post = (path: string, body: unknown, contentType = 'application/json') =>
-    fetch(`${fake.url}${path}`, { method: 'POST', headers: { 'Content-Type': contentType }, body: JSON.stringify(body) });
+    fetch(`${fake.url}${path}`, {
+      method: 'POST',
+      headers: { 'Content-Type': contentType },
+      body: JSON.stringify(body),
+    });
 
   it('rejects a POST that is not application/json', async () => {
     const response = await post('/api/2.0/mlflow/experiments/create', { name: 'x' }, 'text/plain');
@@ -288,7 +315,10 @@ describe('the fake answers as the contract says', () => {
     });
     expect(numeric.status).toBe(400);
     expect(await numeric.json()).toMatchObject({ error_code: 'INVALID_PARAMETER_VALUE' });
-    const latest = await post('/api/2.0/mlflow/registered-models/get-latest-versions', { name: MODEL, stages: ['Production'] });
+    const latest = await post('/api/2.0/mlflow/registered-models/get-latest-versions', {
+      name: MODEL,
+      stages: ['Production'],
+    });
     expect(await latest.json()).toEqual({});
   });
 

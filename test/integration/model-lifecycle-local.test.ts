@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FEATURES } from '#shared/model';
-import { readServingPointer, ServingModelCache } from '#shared/serving';
+import { FEATURES } from '#prediction/features';
+import { readServingPointer, ServingModelCache } from '#prediction/serving';
 import { handler as exportHandler } from '../../functions/model-export/handler.ts';
 import { handler as infoHandler } from '../../functions/model-info/handler.ts';
 import { handler as promoteHandler } from '../../functions/model-promote/handler.ts';
@@ -15,7 +15,8 @@ delete process.env.MLFLOW_TRACKING_URI;
 
 const NAME = 'local-model';
 /** Predicts `id` for a row of zeros; ids differ from the other test files' so that the files differ too. */
-const model = (id: number) => buildLinearRegressor({ coefficients: FEATURES.map((_, i) => id + i / 4), intercept: id, features: FEATURES });
+const model = (id: number) =>
+  buildLinearRegressor({ coefficients: FEATURES.map((_, i) => id + i / 4), intercept: id, features: FEATURES });
 
 async function upload(fields: Record<string, string>, bytes: Uint8Array) {
   const form = new FormData();
@@ -23,9 +24,11 @@ async function upload(fields: Record<string, string>, bytes: Uint8Array) {
   for (const [key, value] of Object.entries(fields)) form.append(key, value);
   const request = new Request('http://localhost/model/upload', { method: 'POST', body: form });
   const body = Buffer.from(await request.arrayBuffer());
-  return invokeHttp(uploadHandler, httpEvent({ path: '/model/upload', body, headers: { 'content-type': request.headers.get('content-type')! } }));
+  return invokeHttp(
+    uploadHandler,
+    httpEvent({ path: '/model/upload', body, headers: { 'content-type': request.headers.get('content-type')! } }),
+  );
 }
-
 
 const cache = new ServingModelCache(NAME, 100);
 
@@ -63,16 +66,28 @@ describe('without MLflow', () => {
     expect(body).toMatchObject({ version: '2', serving: true });
     expect(await servedVersion(cache, '2')).toBe(102);
 
-    const alias = await postJson(promoteHandler, '/model/promote', { model_name: NAME, version: '1', alias: 'champion' });
+    const alias = await postJson(promoteHandler, '/model/promote', {
+      model_name: NAME,
+      version: '1',
+      alias: 'champion',
+    });
     expect(alias.status).toBe(400);
     expect(alias.body.detail).toMatch(/need MLflow/);
     expect((await readServingPointer(NAME))!.pointer.version).toBe('2');
   });
 
   it('exports the Production (serving) version, and answers 404 for a version it never numbered', async () => {
-    const { status, body } = await postJson(exportHandler, '/model/export-to-s3', { model_name: NAME, stage: 'Production' });
+    const { status, body } = await postJson(exportHandler, '/model/export-to-s3', {
+      model_name: NAME,
+      stage: 'Production',
+    });
     expect(status).toBe(200);
-    expect(body).toMatchObject({ message: 'Modelo exportado para S3 com sucesso!', version: '2', stage: 'Production', already_exported: true });
+    expect(body).toMatchObject({
+      message: 'Modelo exportado para S3 com sucesso!',
+      version: '2',
+      stage: 'Production',
+      already_exported: true,
+    });
     const missing = await postJson(exportHandler, '/model/export-to-s3', { model_name: NAME, version: '9' });
     expect(missing.status).toBe(404);
     expect(missing.body.detail).toMatch(/no version 9/);
@@ -84,11 +99,20 @@ describe('without MLflow', () => {
     const event = { ...httpEvent({ method: 'GET', path: '/model/info' }), queryStringParameters: { model_name: NAME } };
     const { status, body } = await invokeHttp(infoHandler, event);
     expect(status).toBe(200);
-    expect(body).toMatchObject({ model_loaded: true, num_features: 8, serving: { version: '2', registry: 'local', aliases: ['production'] }, mlflow: null });
+    expect(body).toMatchObject({
+      model_loaded: true,
+      num_features: 8,
+      serving: { version: '2', registry: 'local', aliases: ['production'] },
+      mlflow: null,
+    });
     expect(body.mlflow_error).toMatch(/not configured/);
   });
 
   it('has nothing to sync', async () => {
-    expect(await syncHandler({} as never, lambdaContext('modelSync'))).toEqual({ mlflow: 'not configured', resumed: 0, models: [] });
+    expect(await syncHandler({} as never, lambdaContext('modelSync'))).toEqual({
+      mlflow: 'not configured',
+      resumed: 0,
+      models: [],
+    });
   });
 });

@@ -4,10 +4,10 @@ import type { SQSEvent } from 'aws-lambda';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { config } from '#shared/config';
-import { FEATURES, type FeatureRow } from '#shared/model';
-import { MAX_UPLOAD_BYTES } from '#shared/model-api';
-import { readServingPointer, ServingModelCache } from '#shared/serving';
-import { getObject, s3 } from '#shared/storage';
+import { FEATURES, type FeatureRow } from '#prediction/features';
+import { MAX_UPLOAD_BYTES } from '#model/api';
+import { readServingPointer, ServingModelCache } from '#prediction/serving';
+import { getObject, s3 } from '#aws/s3';
 import { handler as exportHandler } from '../../functions/model-export/handler.ts';
 import { handler as infoHandler } from '../../functions/model-info/handler.ts';
 import { handler as ingestHandler } from '../../functions/model-ingest/handler.ts';
@@ -23,7 +23,7 @@ import { query, testEndpoints } from '../helpers/fixtures.ts';
 import { servedVersion } from '../helpers/serving.ts';
 import { httpEvent, invokeHttp, lambdaContext, postJson } from '../helpers/lambda.ts';
 
-// The registry client is built on first use from the configuration: point it at the fake first.
+// The MLflow client (mlflow()) is built on first use from the configuration: point it at the fake first.
 const fake: FakeMlflow = await startFakeMlflow();
 process.env.MLFLOW_TRACKING_URI = fake.url;
 process.env.MLFLOW_EXPERIMENT_NAME = 'hubfolio-models';
@@ -36,7 +36,12 @@ const ZEROS = Object.fromEntries(FEATURES.map((f) => [f, 0])) as FeatureRow;
 
 /** A valid HubFólio model whose prediction for a row of zeros is `id`: each test's files are its own. */
 const model = (id: number) =>
-  buildLinearRegressor({ coefficients: FEATURES.map((_, i) => id + i / 2), intercept: id, features: FEATURES, algorithm: 'LinearRegression' });
+  buildLinearRegressor({
+    coefficients: FEATURES.map((_, i) => id + i / 2),
+    intercept: id,
+    features: FEATURES,
+    algorithm: 'LinearRegression',
+  });
 const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 /** POST /model/upload as API Gateway delivers it: the multipart body base64-encoded. */
@@ -46,11 +51,17 @@ async function upload(fields: Record<string, string>, file?: { name: string; byt
   for (const [key, value] of Object.entries(fields)) form.append(key, value);
   const request = new Request('http://localhost/model/upload', { method: 'POST', body: form });
   const body = Buffer.from(await request.arrayBuffer());
-  return invokeHttp(uploadHandler, httpEvent({ path: '/model/upload', body, headers: { 'content-type': request.headers.get('content-type')! } }));
+  return invokeHttp(
+    uploadHandler,
+    httpEvent({ path: '/model/upload', body, headers: { 'content-type': request.headers.get('content-type')! } }),
+  );
 }
 
 const info = (modelName: string) =>
-  invokeHttp(infoHandler, { ...httpEvent({ method: 'GET', path: '/model/info' }), queryStringParameters: { model_name: modelName } });
+  invokeHttp(infoHandler, {
+    ...httpEvent({ method: 'GET', path: '/model/info' }),
+    queryStringParameters: { model_name: modelName },
+  });
 
 const ingest = (key: string, size = 1, eTag = 'etag') =>
   ingestHandler(s3NotificationEvent(BUCKET(), key, size, eTag, 'us-east-1') as never, lambdaContext('modelIngest'));
@@ -59,11 +70,17 @@ const sync = () => syncHandler({} as never, lambdaContext('modelSync'));
 
 /** The second look, as the model-sync queue's event source delivers it 30 s after a run. */
 const secondLook = () =>
-  syncHandler({ Records: [{ messageId: 'm1', body: '{"look":"second"}', eventSource: 'aws:sqs' }] } as unknown as SQSEvent, lambdaContext('modelSync'));
+  syncHandler(
+    { Records: [{ messageId: 'm1', body: '{"look":"second"}', eventSource: 'aws:sqs' }] } as unknown as SQSEvent,
+    lambdaContext('modelSync'),
+  );
 
 async function delayedSyncMessages(): Promise<number> {
   const { Attributes = {} } = await sqsClient(testEndpoints()).send(
-    new GetQueueAttributesCommand({ QueueUrl: process.env.MODEL_SYNC_QUEUE_URL, AttributeNames: ['ApproximateNumberOfMessagesDelayed'] }),
+    new GetQueueAttributesCommand({
+      QueueUrl: process.env.MODEL_SYNC_QUEUE_URL,
+      AttributeNames: ['ApproximateNumberOfMessagesDelayed'],
+    }),
   );
   return Number(Attributes.ApproximateNumberOfMessagesDelayed);
 }
@@ -79,14 +96,17 @@ async function putIncoming(key: string, bytes: Uint8Array | string, metadata: Re
 }
 
 const fakeModel = (name: string) => fake.state.registeredModels.get(name);
-const fakeRuns = (modelName: string) => [...fake.state.runs.values()].filter((r) => r.tags.get('model_name') === modelName);
+const fakeRuns = (modelName: string) =>
+  [...fake.state.runs.values()].filter((r) => r.tags.get('model_name') === modelName);
 const rows = (modelName: string) => query('SELECT * FROM model_files WHERE model_name = $1', [modelName]);
-
 
 describe('POST /model/upload', () => {
   it('registers the model with its metrics, exports it at the seed’s key and makes it serve', async () => {
     const bytes = model(11);
-    const { status, body } = await upload({ r2_score: '0.85', rmse: '12.5', mae: '9.2' }, { name: 'hubfolio_model.onnx', bytes });
+    const { status, body } = await upload(
+      { r2_score: '0.85', rmse: '12.5', mae: '9.2' },
+      { name: 'hubfolio_model.onnx', bytes },
+    );
 
     expect(status).toBe(200);
     expect(body).toMatchObject({
@@ -107,9 +127,20 @@ describe('POST /model/upload', () => {
     const run = fake.state.runs.get(body.mlflow_run_id)!;
     expect(run.run_name).toBe('hubfolio_model.onnx');
     expect(run.status).toBe('FINISHED');
-    expect(Object.fromEntries(run.metrics.map((m) => [m.key, m.value]))).toEqual({ r2_score: 0.85, rmse: 12.5, mae: 9.2 });
-    expect(Object.fromEntries(run.params)).toMatchObject({ file_size: String(bytes.byteLength), sha256: sha(bytes), features: FEATURES.join(','), source: 'upload' });
-    expect(fake.state.artifacts.get(`${run.experiment_id}/${run.run_id}/artifacts/model/model.onnx`)).toEqual(Buffer.from(bytes));
+    expect(Object.fromEntries(run.metrics.map((m) => [m.key, m.value]))).toEqual({
+      r2_score: 0.85,
+      rmse: 12.5,
+      mae: 9.2,
+    });
+    expect(Object.fromEntries(run.params)).toMatchObject({
+      file_size: String(bytes.byteLength),
+      sha256: sha(bytes),
+      features: FEATURES.join(','),
+      source: 'upload',
+    });
+    expect(fake.state.artifacts.get(`${run.experiment_id}/${run.run_id}/artifacts/model/model.onnx`)).toEqual(
+      Buffer.from(bytes),
+    );
     const registered = fakeModel('hubfolio-model')!;
     expect(registered.versions).toHaveLength(1);
     expect(registered.versions[0]!.tags.get('sha256')).toBe(sha(bytes));
@@ -120,7 +151,11 @@ describe('POST /model/upload', () => {
     const exported = await getObject(body.s3_key);
     expect(Buffer.from(exported!.bytes)).toEqual(Buffer.from(bytes));
     expect(exported!.metadata).toMatchObject({ version: '1', 'run-id': body.mlflow_run_id, sha256: sha(bytes) });
-    expect((await readServingPointer('hubfolio-model'))!.pointer).toMatchObject({ version: '1', s3_key: body.s3_key, sha256: sha(bytes) });
+    expect((await readServingPointer('hubfolio-model'))!.pointer).toMatchObject({
+      version: '1',
+      s3_key: body.s3_key,
+      sha256: sha(bytes),
+    });
 
     // A predict container loads it.
     const served = await new ServingModelCache('hubfolio-model', 100).get();
@@ -136,7 +171,13 @@ describe('POST /model/upload', () => {
       model_name: 'LinearRegression',
       features: [...FEATURES],
       num_features: 8,
-      serving: { version: '1', registry: 'mlflow', aliases: ['production'], stage: 'Production', metrics: { r2_score: 0.85, rmse: 12.5, mae: 9.2 } },
+      serving: {
+        version: '1',
+        registry: 'mlflow',
+        aliases: ['production'],
+        stage: 'Production',
+        metrics: { r2_score: 0.85, rmse: 12.5, mae: 9.2 },
+      },
       mlflow: { name: 'hubfolio-model', latest_versions: [{ version: '1', stage: 'Production' }] },
     });
     expect(body.serving.s3_key).toMatch(/^models\/hubfolio-model\/v1\//);
@@ -149,7 +190,12 @@ describe('POST /model/upload', () => {
     const second = await upload({ model_name: 'twice', r2_score: '0.5' }, { name: 'm.onnx', bytes });
     expect(first.status).toBe(200);
     expect(second.status).toBe(200);
-    expect(second.body).toMatchObject({ already_registered: true, mlflow_model_version: '1', mlflow_run_id: first.body.mlflow_run_id, s3_key: first.body.s3_key });
+    expect(second.body).toMatchObject({
+      already_registered: true,
+      mlflow_model_version: '1',
+      mlflow_run_id: first.body.mlflow_run_id,
+      s3_key: first.body.s3_key,
+    });
     expect(fakeModel('twice')!.versions).toHaveLength(1);
     expect(fakeRuns('twice')).toHaveLength(1);
     expect(await keysUnder('models/twice/')).toEqual([first.body.s3_key]);
@@ -157,7 +203,10 @@ describe('POST /model/upload', () => {
 
   it('registers one version when two uploads of one file race', async () => {
     const bytes = model(13);
-    const [a, b] = await Promise.all([upload({ model_name: 'race' }, { name: 'm.onnx', bytes }), upload({ model_name: 'race' }, { name: 'm.onnx', bytes })]);
+    const [a, b] = await Promise.all([
+      upload({ model_name: 'race' }, { name: 'm.onnx', bytes }),
+      upload({ model_name: 'race' }, { name: 'm.onnx', bytes }),
+    ]);
     expect([a.status, b.status]).toEqual([200, 200]);
     expect(a.body.mlflow_model_version).toBe('1');
     expect(b.body.mlflow_model_version).toBe('1');
@@ -197,7 +246,13 @@ describe('POST /model/upload', () => {
     expect(report.resumed).toBe(1);
     const [row] = (await rows('outage')).filter((r) => r.sha256 === sha(bytes));
     expect(row).toMatchObject({ status: 'registered', registry: 'mlflow', version: '2' });
-    expect(Object.fromEntries(fakeRuns('outage').find((r) => r.run_name === 'during.onnx')!.metrics.map((m) => [m.key, m.value]))).toEqual({ rmse: 3 });
+    expect(
+      Object.fromEntries(
+        fakeRuns('outage')
+          .find((r) => r.run_name === 'during.onnx')!
+          .metrics.map((m) => [m.key, m.value]),
+      ),
+    ).toEqual({ rmse: 3 });
     // The promotion asked for at upload time happens now.
     expect(await servedVersion(cache, '2')).toBe(15);
     expect(fakeModel('outage')!.aliases.get('production')).toBe(2);
@@ -210,7 +265,12 @@ describe('POST /model/upload', () => {
     fake.setDown(false);
     const again = await upload({ model_name: 'retry' }, { name: 'm.onnx', bytes });
     expect(again.status).toBe(200);
-    expect(again.body).toMatchObject({ mlflow_registered: true, mlflow_model_version: '1', s3_exported: true, promoted: true });
+    expect(again.body).toMatchObject({
+      mlflow_registered: true,
+      mlflow_model_version: '1',
+      s3_exported: true,
+      promoted: true,
+    });
     expect(fakeModel('retry')!.versions).toHaveLength(1);
   });
 
@@ -233,14 +293,27 @@ describe('POST /model/upload', () => {
     const bytes = model(20);
     const kept = await upload({ model_name: 'unversioned', register_in_mlflow: 'false' }, { name: 'm.onnx', bytes });
     expect(kept.status).toBe(200);
-    expect(kept.body).toMatchObject({ registration_status: 'stored', mlflow_registered: false, model_version: null, s3_exported: false, promoted: false });
+    expect(kept.body).toMatchObject({
+      registration_status: 'stored',
+      mlflow_registered: false,
+      model_version: null,
+      s3_exported: false,
+      promoted: false,
+    });
     expect(kept.body.mlflow_error).toMatch(/register_in_mlflow=false/);
     expect(fakeModel('unversioned')).toBeUndefined();
 
     const versioned = await upload({ model_name: 'unversioned' }, { name: 'm.onnx', bytes });
-    expect(versioned.body).toMatchObject({ registration_status: 'registered', mlflow_model_version: '1', promoted: true });
+    expect(versioned.body).toMatchObject({
+      registration_status: 'registered',
+      mlflow_model_version: '1',
+      promoted: true,
+    });
 
-    const conflicting = await upload({ model_name: 'unversioned', register_in_mlflow: 'false', promote: 'true' }, { name: 'm.onnx', bytes });
+    const conflicting = await upload(
+      { model_name: 'unversioned', register_in_mlflow: 'false', promote: 'true' },
+      { name: 'm.onnx', bytes },
+    );
     expect(conflicting.status).toBe(400);
     expect(conflicting.body.detail).toMatch(/promote=true needs register_in_mlflow=true/);
   });
@@ -256,16 +329,49 @@ describe('POST /model/upload', () => {
 
 describe('refusals store nothing', () => {
   const name = 'refused';
-  const pickle = Buffer.concat([Buffer.from([0x80, 0x04, 0x95]), Buffer.from('sklearn.linear_model._base LinearRegression')]);
+  const pickle = Buffer.concat([
+    Buffer.from([0x80, 0x04, 0x95]),
+    Buffer.from('sklearn.linear_model._base LinearRegression'),
+  ]);
 
   it.each([
-    ['a pickled scikit-learn model', { name: 'hubfolio_model.pkl', bytes: pickle }, {}, 415, /pickle.*skl2onnx.*to_onnx\(model, X\[:1\]\.astype\(numpy\.float32\)\)/s],
+    [
+      'a pickled scikit-learn model',
+      { name: 'hubfolio_model.pkl', bytes: pickle },
+      {},
+      415,
+      /pickle.*skl2onnx.*to_onnx\(model, X\[:1\]\.astype\(numpy\.float32\)\)/s,
+    ],
     ['pickle bytes named .onnx', { name: 'model.onnx', bytes: pickle }, {}, 415, /Python pickle/],
-    ['garbage', { name: 'model.onnx', bytes: Buffer.from('this is not a model at all, just some text') }, {}, 422, /not a valid ONNX model/],
+    [
+      'garbage',
+      { name: 'model.onnx', bytes: Buffer.from('this is not a model at all, just some text') },
+      {},
+      422,
+      /not a valid ONNX model/,
+    ],
     ['a truncated model', { name: 'model.onnx', bytes: model(21).subarray(0, 60) }, {}, 422, /ONNX/],
-    ['a model with 5 features', { name: 'model.onnx', bytes: buildLinearRegressor({ coefficients: [1, 2, 3, 4, 5], intercept: 0 }) }, {}, 422, /5 features.*take 8/],
-    ['a file over the limit', { name: 'model.onnx', bytes: Buffer.alloc(MAX_UPLOAD_BYTES + 1, 1) }, {}, 413, /\/model\/upload-url.*curl -T/],
-    ['a body far over the limit', { name: 'model.onnx', bytes: Buffer.alloc(MAX_UPLOAD_BYTES * 1.5, 1) }, {}, 413, /\/model\/upload-url/],
+    [
+      'a model with 5 features',
+      { name: 'model.onnx', bytes: buildLinearRegressor({ coefficients: [1, 2, 3, 4, 5], intercept: 0 }) },
+      {},
+      422,
+      /5 features.*take 8/,
+    ],
+    [
+      'a file over the limit',
+      { name: 'model.onnx', bytes: Buffer.alloc(MAX_UPLOAD_BYTES + 1, 1) },
+      {},
+      413,
+      /\/model\/upload-url.*curl -T/,
+    ],
+    [
+      'a body far over the limit',
+      { name: 'model.onnx', bytes: Buffer.alloc(MAX_UPLOAD_BYTES * 1.5, 1) },
+      {},
+      413,
+      /\/model\/upload-url/,
+    ],
     ['a bad model_name', { name: 'model.onnx', bytes: model(22) }, { model_name: 'bad name/../x' }, 400, /model_name/],
     ['a metric that is not a number', { name: 'model.onnx', bytes: model(23) }, { r2_score: 'high' }, 400, /r2_score/],
   ])('refuses %s', async (_, file, fields, status, message) => {
@@ -299,7 +405,13 @@ describe('promotion', () => {
 
     const { status, body } = await postJson(promoteHandler, '/model/promote', { model_name: 'promo', version: '2' });
     expect(status).toBe(200);
-    expect(body).toMatchObject({ message: 'Modelo promovido com sucesso!', version: '2', alias: 'production', stage: 'Production', serving: true });
+    expect(body).toMatchObject({
+      message: 'Modelo promovido com sucesso!',
+      version: '2',
+      alias: 'production',
+      stage: 'Production',
+      serving: true,
+    });
     expect(body.s3_key).toMatch(/^models\/promo\/v2\//);
     const registered = fakeModel('promo')!;
     expect(registered.aliases.get('production')).toBe(2);
@@ -307,7 +419,11 @@ describe('promotion', () => {
     expect(await servedVersion(cache, '2')).toBe(32);
 
     // Another alias does not change what serves.
-    const staging = await postJson(promoteHandler, '/model/promote', { model_name: 'promo', version: '1', alias: 'challenger' });
+    const staging = await postJson(promoteHandler, '/model/promote', {
+      model_name: 'promo',
+      version: '1',
+      alias: 'challenger',
+    });
     expect(staging.body).toMatchObject({ serving: false, alias: 'challenger', stage: null });
     expect((await readServingPointer('promo'))!.pointer.version).toBe('2');
   });
@@ -339,7 +455,9 @@ describe('promotion', () => {
     expect((await readServingPointer('ui'))!.etag).toBe(etag);
 
     // In the UI: version 3 goes to the Production stage (the alias still names 2).
-    for (const v of fakeModel('ui')!.versions) v.current_stage = v.version === 3 ? 'Production' : v.current_stage === 'Production' ? 'Archived' : v.current_stage;
+    for (const v of fakeModel('ui')!.versions)
+      v.current_stage =
+        v.version === 3 ? 'Production' : v.current_stage === 'Production' ? 'Archived' : v.current_stage;
     await sync();
     expect(await servedVersion(cache, '3')).toBe(43);
   });
@@ -380,9 +498,17 @@ describe('POST /model/export-to-s3', () => {
     expect(await keysUnder('models/exp/')).toEqual([]);
     await postJson(promoteHandler, '/model/promote', { model_name: 'exp', version: '1', stage: 'Production' });
 
-    const { status, body } = await postJson(exportHandler, '/model/export-to-s3', { model_name: 'exp', stage: 'Production' });
+    const { status, body } = await postJson(exportHandler, '/model/export-to-s3', {
+      model_name: 'exp',
+      stage: 'Production',
+    });
     expect(status).toBe(200);
-    expect(body).toMatchObject({ message: 'Modelo exportado para S3 com sucesso!', model_name: 'exp', stage: 'Production', version: '1' });
+    expect(body).toMatchObject({
+      message: 'Modelo exportado para S3 com sucesso!',
+      model_name: 'exp',
+      stage: 'Production',
+      version: '1',
+    });
     expect(body.s3_key).toMatch(/^models\/exp\/v1\/exp_v1_\d{8}_\d{6}\.onnx$/);
     const again = await postJson(exportHandler, '/model/export-to-s3', { model_name: 'exp', version: 1 });
     expect(again.body).toMatchObject({ s3_key: body.s3_key, already_exported: true });
@@ -414,7 +540,11 @@ describe('S3 drop folder', () => {
 
     const [run] = fakeRuns('drop');
     expect(run!.run_name).toBe('Modelo ótimo de março.onnx');
-    expect(Object.fromEntries(run!.metrics.map((m) => [m.key, m.value]))).toEqual({ r2_score: 0.91, rmse: 4.5, mae: 3.25 });
+    expect(Object.fromEntries(run!.metrics.map((m) => [m.key, m.value]))).toEqual({
+      r2_score: 0.91,
+      rmse: 4.5,
+      mae: 3.25,
+    });
     expect(run!.params.get('source')).toBe(`s3://${BUCKET()}/${key}`);
     expect(await keysUnder('models/drop/v1/')).toHaveLength(1);
     expect((await readServingPointer('drop'))!.pointer.version).toBe('1');
@@ -468,7 +598,11 @@ describe('S3 drop folder', () => {
 
 describe('POST /model/upload-url', () => {
   it('presigns a PUT that a plain HTTP client can use, and the drop folder registers the file with the signed metrics', async () => {
-    const { status, body } = await postJson(uploadUrlHandler, '/model/upload-url', { model_name: 'large', filename: 'Modelo grande é.onnx', r2_score: 0.9 });
+    const { status, body } = await postJson(uploadUrlHandler, '/model/upload-url', {
+      model_name: 'large',
+      filename: 'Modelo grande é.onnx',
+      r2_score: 0.9,
+    });
     expect(status).toBe(200);
     expect(body).toMatchObject({ key: 'incoming/large/Modelo grande é.onnx', expires_in: 900, method: 'PUT' });
 

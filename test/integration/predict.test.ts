@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { handler as predictHandler } from '../../functions/predict/handler.ts';
 import { handler as batchHandler } from '../../functions/predict-batch/handler.ts';
-import { predictionMessageSchema } from '#shared/messages';
+import { predictionMessageSchema } from '#prediction/message';
 import { drainQueue, query, SEED_EXAMPLE, useSampleModel } from '../helpers/fixtures.ts';
 import { httpEvent, invokeHttp, postJson } from '../helpers/lambda.ts';
 
@@ -13,7 +13,11 @@ beforeAll(async () => {
 
 describe('POST /predict', () => {
   it('answers the seed example with the documented fields', async () => {
-    const { status, body } = await postJson(predictHandler, '/predict', { ...SEED_EXAMPLE, user_id: 1001, portfolio_id: 7 });
+    const { status, body } = await postJson(predictHandler, '/predict', {
+      ...SEED_EXAMPLE,
+      user_id: 1001,
+      portfolio_id: 7,
+    });
     expect(status).toBe(200);
     expect(body).toMatchObject({
       predicted_iq: 82.5,
@@ -32,14 +36,25 @@ describe('POST /predict', () => {
     const { body } = await postJson(predictHandler, '/predict', { ...SEED_EXAMPLE, user_id: 1002 });
     const rows = await rowsFor(1002);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ id: body.prediction_id, predicted_iq: 82.5, raw_score: 82.5, classification: 'Bom' });
+    expect(rows[0]).toMatchObject({
+      id: body.prediction_id,
+      predicted_iq: 82.5,
+      raw_score: 82.5,
+      classification: 'Bom',
+    });
     // A successful send costs no write: the row waits for the consumer's confirmation.
     expect(rows[0]).toMatchObject({ enqueued_at: null, enqueue_attempts: 0, last_enqueue_error: null });
 
     const messages = await drainQueue();
     expect(messages).toHaveLength(1);
     const message = predictionMessageSchema.parse(JSON.parse(messages[0]!.Body!));
-    expect(message).toMatchObject({ version: 1, prediction_id: body.prediction_id, predicted_iq: 82.5, user_id: 1002, portfolio_id: null });
+    expect(message).toMatchObject({
+      version: 1,
+      prediction_id: body.prediction_id,
+      predicted_iq: 82.5,
+      user_id: 1002,
+      portfolio_id: null,
+    });
     expect(message.ts).toBe(Date.parse(body.created_at));
   });
 
@@ -97,21 +112,70 @@ describe('POST /predict/batch', () => {
 
 describe('bad input gets a 4xx that names the problem and writes nothing', () => {
   const valid = { ...SEED_EXAMPLE, user_id: 3001 };
-  const cases: Array<[string, (typeof predictHandler), string, string | object, number, RegExp]> = [
+  const cases: Array<[string, typeof predictHandler, string, string | object, number, RegExp]> = [
     ['malformed JSON', predictHandler, '/predict', '{"user_id": 1,', 400, /Malformed JSON/],
     ['an empty body', predictHandler, '/predict', '', 400, /empty/],
     ['a missing field', predictHandler, '/predict', { ...valid, bio: undefined }, 400, /bio: is required/],
-    ['a wrong type', predictHandler, '/predict', { ...valid, projetos_min: 'three' }, 400, /projetos_min: must be a whole number/],
-    ['a negative count', predictHandler, '/predict', { ...valid, kw_processo: -1 }, 400, /kw_processo: must be a whole number from 0/],
-    ['a fractional count', predictHandler, '/predict', { ...valid, kw_processo: 1.5 }, 400, /kw_processo: must be a whole number/],
-    ['score 101', predictHandler, '/predict', { ...valid, consistencia_visual_score: 101 }, 400, /consistencia_visual_score: must be a number from 0 to 100/],
+    [
+      'a wrong type',
+      predictHandler,
+      '/predict',
+      { ...valid, projetos_min: 'three' },
+      400,
+      /projetos_min: must be a whole number/,
+    ],
+    [
+      'a negative count',
+      predictHandler,
+      '/predict',
+      { ...valid, kw_processo: -1 },
+      400,
+      /kw_processo: must be a whole number from 0/,
+    ],
+    [
+      'a fractional count',
+      predictHandler,
+      '/predict',
+      { ...valid, kw_processo: 1.5 },
+      400,
+      /kw_processo: must be a whole number/,
+    ],
+    [
+      'score 101',
+      predictHandler,
+      '/predict',
+      { ...valid, consistencia_visual_score: 101 },
+      400,
+      /consistencia_visual_score: must be a number from 0 to 100/,
+    ],
     ['"true" as a string', predictHandler, '/predict', { ...valid, bio: 'true' }, 400, /bio: must be true or false/],
     ['an unknown field', predictHandler, '/predict', { ...valid, iq: 99 }, 400, /iq: unknown field/],
     ['an array body', predictHandler, '/predict', [valid], 400, /JSON object/],
-    ['a 1 MB body', predictHandler, '/predict', JSON.stringify({ ...valid, pad: 'x'.repeat(1024 * 1024) }), 413, /at most \d+ bytes/],
-    ['a 1,001-row batch', batchHandler, '/predict/batch', { items: Array(1001).fill(valid) }, 400, /items: must hold at most 1000 items/],
+    [
+      'a 1 MB body',
+      predictHandler,
+      '/predict',
+      JSON.stringify({ ...valid, pad: 'x'.repeat(1024 * 1024) }),
+      413,
+      /at most \d+ bytes/,
+    ],
+    [
+      'a 1,001-row batch',
+      batchHandler,
+      '/predict/batch',
+      { items: Array(1001).fill(valid) },
+      400,
+      /items: must hold at most 1000 items/,
+    ],
     ['an empty batch', batchHandler, '/predict/batch', { items: [] }, 400, /items: must hold at least 1 item/],
-    ['a batch with one bad row', batchHandler, '/predict/batch', { items: [valid, { ...valid, bio: 1 }] }, 400, /items\.1\.bio/],
+    [
+      'a batch with one bad row',
+      batchHandler,
+      '/predict/batch',
+      { items: [valid, { ...valid, bio: 1 }] },
+      400,
+      /items\.1\.bio/,
+    ],
   ];
 
   it.each(cases)('%s', async (_name, handler, path, body, expectedStatus, message) => {

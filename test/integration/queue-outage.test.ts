@@ -2,8 +2,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { handler as predictHandler } from '../../functions/predict/handler.ts';
 import { randomUUID } from 'node:crypto';
 import { pool } from '#shared/db';
-import { insertPredictions, markSeenByConsumer } from '#shared/prediction-store';
-import { relayNotEnqueued } from '#shared/relay';
+import { insertPredictions, markSeenByConsumer } from '#prediction/store';
+import { relayNotEnqueued } from '#prediction/relay';
 import { startSqs } from '../../scripts/local/emulators.ts';
 import { freePort } from '../../scripts/local/ports.ts';
 import { ensureQueues } from '../../scripts/local/resources.ts';
@@ -39,14 +39,19 @@ it('keeps a prediction made while SQS is down and relays it exactly once when SQ
   const { status, body } = await postJson(predictHandler, '/predict', { ...SEED_EXAMPLE, user_id: 4001 });
   expect(status).toBe(200);
   expect(body.predicted_iq).toBe(82.5);
-  const [pending] = await query('SELECT enqueued_at, enqueue_attempts, last_enqueue_error FROM predictions WHERE id = $1', [body.prediction_id]);
+  const [pending] = await query(
+    'SELECT enqueued_at, enqueue_attempts, last_enqueue_error FROM predictions WHERE id = $1',
+    [body.prediction_id],
+  );
   expect(pending.enqueued_at).toBeNull();
   expect(pending.enqueue_attempts).toBe(1);
   expect(pending.last_enqueue_error).toBeTruthy();
 
   // The relay while SQS is still down sends nothing and loses nothing.
   expect(await relayNotEnqueued()).toMatchObject({ sent: 0 });
-  const [stillPending] = await query('SELECT enqueued_at, enqueue_attempts FROM predictions WHERE id = $1', [body.prediction_id]);
+  const [stillPending] = await query('SELECT enqueued_at, enqueue_attempts FROM predictions WHERE id = $1', [
+    body.prediction_id,
+  ]);
   expect(stillPending).toMatchObject({ enqueued_at: null, enqueue_attempts: 2 });
 
   const queueUrl = await startQueue();
@@ -83,7 +88,10 @@ it('re-sends a row that was never sent only after the unconfirmed grace, and nev
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, orphan!.ts - Date.now() + 50)));
   // Until nothing is left: on the embedded PGlite other files' unconfirmed rows share the table.
   while ((await relayNotEnqueued({ grace: { failedGraceMs: 0, unconfirmedGraceMs: 0 } })).sent > 0);
-  const ids = (await drainQueue(queueUrl)).map((m) => JSON.parse(m.Body!)).filter((m) => m.user_id === 4002).map((m) => m.prediction_id);
+  const ids = (await drainQueue(queueUrl))
+    .map((m) => JSON.parse(m.Body!))
+    .filter((m) => m.user_id === 4002)
+    .map((m) => m.prediction_id);
   expect(ids).toEqual([orphan!.id]);
 });
 

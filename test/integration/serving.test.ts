@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, expect, it } from 'vitest';
-import { publishServingModel, readServingPointer, ServingModelCache } from '#shared/serving';
-import { putObject, sha256Hex } from '#shared/storage';
-import { HttpError } from '#shared/errors';
+import { publishServingModel, readServingPointer, ServingModelCache } from '#prediction/serving';
+import { putObject, sha256Hex } from '#aws/s3';
+import { HttpError } from '#http/errors';
 import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
 import { SAMPLE_MODEL } from '../../scripts/local/stack.ts';
 import { SEED_EXAMPLE } from '../helpers/fixtures.ts';
@@ -80,5 +80,7 @@ it('refuses a model file that is not the one the pointer names (overwritten sinc
   const cold = new ServingModelCache('swapped', 100);
   const error = await cold.get().catch((e: unknown) => e);
   expect((error as HttpError).statusCode).toBe(503);
-  expect(((error as HttpError).cause as Error).message).toMatch(/holds a file with sha256 [0-9a-f]{64}, not the [0-9a-f]{64} the serving pointer names/);
+  expect(((error as HttpError).cause as Error).message).toMatch(
+    /holds a file with sha256 [0-9a-f]{64}, not the [0-9a-f]{64} the serving pointer names/,
+  );
 });

@@ -3,14 +3,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { PredictionMessage } from '#shared/messages';
-import {
-  THINGSBOARD_DEVICE_NAME,
-  ThingsBoardAdmin,
-  createThingsBoardClient,
-  toTelemetryPoint,
-  type TelemetryPoint,
-} from '#shared/telemetry';
+import type { PredictionMessage } from '#prediction/message';
+import { THINGSBOARD_DEVICE_NAME, createThingsBoardClient } from '#clients/thingsboard/client';
+import { toTelemetryPoint, type TelemetryPoint } from '#telemetry/points';
 import {
   DASHBOARD_FILES,
   WIDGET_IDS,
@@ -18,8 +13,9 @@ import {
   buildDashboard,
   dashboardFileContent,
   parseThingsBoardVersion,
-} from '../../scripts/thingsboard-dashboard';
-import { provision, readLocalThingsBoardToken } from '../../scripts/provision-thingsboard';
+} from '../../scripts/thingsboard/dashboard';
+import { ThingsBoardAdmin } from '../../scripts/thingsboard/admin';
+import { provision, readLocalThingsBoardToken } from '../../scripts/thingsboard/provision';
 import { startFakeThingsBoard, type FakeThingsBoard } from '../fakes/thingsboard';
 
 const BASE_TS = Date.UTC(2025, 0, 15, 12, 0, 0);
@@ -212,7 +208,10 @@ describe('device telemetry', () => {
   it('reports a missing device token as a configuration error without any request', async () => {
     const outcome = await createThingsBoardClient({ url: tb.url, deviceToken: undefined }).sendTelemetry(points(1));
 
-    expect(outcome).toMatchObject({ kind: 'configuration', reason: expect.stringContaining('THINGSBOARD_DEVICE_TOKEN') });
+    expect(outcome).toMatchObject({
+      kind: 'configuration',
+      reason: expect.stringContaining('THINGSBOARD_DEVICE_TOKEN'),
+    });
     expect(tb.requests.total).toBe(0);
   });
 });
@@ -268,7 +267,9 @@ describe('REST API', () => {
   });
 
   it('explains rejected credentials', async () => {
-    const error = await admin({ ...TENANT, password: 'wrong' }).login().catch((e: unknown) => e);
+    const error = await admin({ ...TENANT, password: 'wrong' })
+      .login()
+      .catch((e: unknown) => e);
 
     expect(error).toMatchObject({ status: 401, errorCode: 10 });
     expect((error as Error).message).toMatch(/rejected the credentials of tenant@thingsboard.org/);
@@ -322,7 +323,8 @@ describe('provisioning', () => {
 
     expect(second.dashboard).toMatchObject({ id: first.dashboard.id, action: 'updated' });
     const [saved] = tb.dashboards();
-    const widgets = (saved?.['configuration'] as { widgets: Record<string, { typeFullFqn: string }> }).widgets;
+    if (!saved) throw new Error('the fake ThingsBoard holds no dashboard');
+    const widgets = (saved['configuration'] as { widgets: Record<string, { typeFullFqn: string }> }).widgets;
     expect(widgets[WIDGET_IDS.iqOverTime]?.typeFullFqn).toBe('system.time_series_chart');
     expect(tb.dashboards()).toHaveLength(1);
   });
@@ -331,7 +333,8 @@ describe('provisioning', () => {
     const result = await run();
 
     const [saved] = tb.dashboards();
-    const aliases = (saved?.['configuration'] as { entityAliases: Record<string, { filter: unknown }> }).entityAliases;
+    if (!saved) throw new Error('the fake ThingsBoard holds no dashboard');
+    const aliases = (saved['configuration'] as { entityAliases: Record<string, { filter: unknown }> }).entityAliases;
     expect(aliases[ALIAS_ID]?.filter).toEqual({
       type: 'singleEntity',
       resolveMultiple: false,
@@ -358,18 +361,33 @@ describe('provisioning', () => {
   it('keeps the password out of the error an unreachable ThingsBoard gives (and so out of the logs)', async () => {
     tb.setDown(true);
     const password = 'not-in-any-log-7f3a';
-    const error = await new ThingsBoardAdmin({ url: tb.url, username: TENANT.username, password }).login().catch((e: unknown) => e);
+    const error = await new ThingsBoardAdmin({ url: tb.url, username: TENANT.username, password })
+      .login()
+      .catch((e: unknown) => e);
     expect((error as Error).message).toMatch(/Cannot reach ThingsBoard/);
     // What a structured logger writes of an error: every own property, down the cause chain.
     const chain: unknown[] = [];
     for (let e: unknown = error; e instanceof Error; e = e.cause) chain.push(e);
     expect(chain.length).toBeGreaterThan(1);
-    const written = JSON.stringify(chain.map((e) => Object.fromEntries(Object.getOwnPropertyNames(e).map((k) => [k, (e as never)[k]]))));
+    const written = JSON.stringify(
+      chain.map((e) => Object.fromEntries(Object.getOwnPropertyNames(e).map((k) => [k, (e as never)[k]]))),
+    );
     expect(written).not.toContain(password);
   });
 });
 
 describe('dashboard JSON', () => {
+  /** The parts of a `latest` widget these tests read (its own time window is typed loosely by the builder). */
+  interface LatestWidget {
+    type: string;
+    config: {
+      useDashboardTimewindow: boolean;
+      timewindow: { realtime: { quickInterval: string } };
+      settings: Record<string, unknown>;
+      datasources: Array<{ dataKeys: Array<{ name: string; aggregationType?: string }> }>;
+    };
+  }
+
   const fqns = (dashboard: ReturnType<typeof buildDashboard>) =>
     Object.fromEntries(
       Object.entries(WIDGET_IDS).map(([name, id]) => [
@@ -397,24 +415,23 @@ describe('dashboard JSON', () => {
   });
 
   it('gauges the month average of predicted_iq on 0–100 over its own window', () => {
-    const gauge = buildDashboard({ id: randomUUID() }).configuration.widgets[WIDGET_IDS.averageIq] as {
-      type: string;
-      config: Record<string, any>;
-    };
+    const gauge = buildDashboard({ id: randomUUID() }).configuration.widgets[
+      WIDGET_IDS.averageIq
+    ] as unknown as LatestWidget;
 
     expect(gauge.type).toBe('latest');
     expect(gauge.config['useDashboardTimewindow']).toBe(false);
     expect(gauge.config['timewindow'].realtime.quickInterval).toBe('CURRENT_MONTH_SO_FAR');
     expect(gauge.config['settings']).toMatchObject({ minValue: 0, maxValue: 100 });
-    expect(gauge.config['datasources'][0].dataKeys).toMatchObject([{ name: 'predicted_iq', aggregationType: 'AVG' }]);
+    expect(gauge.config['datasources'][0]?.dataKeys).toMatchObject([{ name: 'predicted_iq', aggregationType: 'AVG' }]);
   });
 
   it('sums the four class indicators in the pie', () => {
-    const pie = buildDashboard({ id: randomUUID() }).configuration.widgets[WIDGET_IDS.classDistribution] as {
-      config: Record<string, any>;
-    };
+    const pie = buildDashboard({ id: randomUUID() }).configuration.widgets[
+      WIDGET_IDS.classDistribution
+    ] as unknown as LatestWidget;
 
-    expect(pie.config['datasources'][0].dataKeys.map((k: { name: string; aggregationType: string }) => [k.name, k.aggregationType])).toEqual([
+    expect(pie.config['datasources'][0]?.dataKeys.map((k) => [k.name, k.aggregationType])).toEqual([
       ['class_excelente', 'SUM'],
       ['class_bom', 'SUM'],
       ['class_regular', 'SUM'],
@@ -426,9 +443,12 @@ describe('dashboard JSON', () => {
     for (const version of ['3.7+', '3.6'] as const) {
       const committed = await readFile(DASHBOARD_FILES[version], 'utf8');
       expect(committed).toBe(dashboardFileContent(version));
-      const parsed = JSON.parse(committed) as { title: string; configuration: { entityAliases: Record<string, any> } };
+      const parsed = JSON.parse(committed) as {
+        title: string;
+        configuration: { entityAliases: Record<string, { filter: unknown }> };
+      };
       expect(parsed.title).toBe('HubFólio Analytics');
-      expect(parsed.configuration.entityAliases[ALIAS_ID].filter).toEqual({
+      expect(parsed.configuration.entityAliases[ALIAS_ID]?.filter).toEqual({
         type: 'entityName',
         entityType: 'DEVICE',
         entityNameFilter: THINGSBOARD_DEVICE_NAME,
@@ -440,7 +460,11 @@ describe('dashboard JSON', () => {
 
 describe('the fake follows the ThingsBoard contract', () => {
   const post = (token: string, body: string) =>
-    fetch(`${tb.url}/api/v1/${token}/telemetry`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+    fetch(`${tb.url}/api/v1/${token}/telemetry`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body,
+    });
 
   it('stores a flat object at the server time and converts numeric strings', async () => {
     const before = Date.now();
@@ -459,7 +483,12 @@ describe('the fake follows the ThingsBoard contract', () => {
   it('stores ts as an ordinary key when values is missing', async () => {
     await post(deviceToken, JSON.stringify({ ts: 5, v: 1 }));
 
-    expect(tb.points(deviceToken).map((p) => p.key).sort()).toEqual(['ts', 'v']);
+    expect(
+      tb
+        .points(deviceToken)
+        .map((p) => p.key)
+        .sort(),
+    ).toEqual(['ts', 'v']);
   });
 
   it('answers an unknown token with an empty 401 and malformed JSON with a 500 carrying the message', async () => {

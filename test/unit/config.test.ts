@@ -21,7 +21,13 @@ describe('parseConfig', () => {
   });
 
   it('treats empty optional variables as unset (serverless.yml passes empty strings)', () => {
-    const config = parseConfig({ ...required, MLFLOW_TRACKING_URI: '', THINGSBOARD_URL: '', AWS_ENDPOINT_URL: '', MODEL_SYNC_QUEUE_URL: '' });
+    const config = parseConfig({
+      ...required,
+      MLFLOW_TRACKING_URI: '',
+      THINGSBOARD_URL: '',
+      AWS_ENDPOINT_URL: '',
+      MODEL_SYNC_QUEUE_URL: '',
+    });
     expect(config.MLFLOW_TRACKING_URI).toBeUndefined();
     expect(config.MODEL_SYNC_QUEUE_URL).toBeUndefined();
     expect(config.THINGSBOARD_URL).toBeUndefined();
@@ -29,7 +35,9 @@ describe('parseConfig', () => {
 
   it('names every missing variable', () => {
     expect(() => parseConfig({})).toThrow(
-      new ConfigError('Invalid configuration: DATABASE_URL: is required; MODEL_BUCKET: is required; PREDICTIONS_QUEUE_URL: is required'),
+      new ConfigError(
+        'Invalid configuration: DATABASE_URL: is required; MODEL_BUCKET: is required; PREDICTIONS_QUEUE_URL: is required',
+      ),
     );
   });
 
@@ -39,7 +47,11 @@ describe('parseConfig', () => {
     ['MLFLOW_TRACKING_URI', 'localhost:5000', /MLFLOW_TRACKING_URI: expected an http\(s\) URL/],
     ['MODEL_NAME', '../etc', /MODEL_NAME: expected a model name/],
     ['MODEL_REFRESH_SECONDS', '600', /MODEL_REFRESH_SECONDS: expected at most 60 seconds/],
-    ['MODEL_SYNC_QUEUE_URL', 'hubfolio-model-sync', /MODEL_SYNC_QUEUE_URL: expected the SQS queue URL of the model-sync queue/],
+    [
+      'MODEL_SYNC_QUEUE_URL',
+      'hubfolio-model-sync',
+      /MODEL_SYNC_QUEUE_URL: expected the SQS queue URL of the model-sync queue/,
+    ],
   ])('refuses %s=%s naming the variable and what it expects', (name, value, message) => {
     expect(() => parseConfig({ ...required, [name]: value })).toThrow(message);
   });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SQSRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { RETRY_WINDOW_SECONDS, parseRecord, retryDelaySeconds, waitedSeconds } from '#shared/forwarder';
+import { RETRY_WINDOW_SECONDS, parseRecord, retryDelaySeconds, waitedSeconds } from '#telemetry/forwarder';
 
 const record = (body: string, attempt?: string): SQSRecord =>
   ({
@@ -9,7 +9,10 @@ const record = (body: string, attempt?: string): SQSRecord =>
     receiptHandle: 'rh',
     body,
     attributes: {},
-    messageAttributes: attempt === undefined ? {} : { attempt: { dataType: 'Number', stringValue: attempt, stringListValues: [], binaryListValues: [] } },
+    messageAttributes:
+      attempt === undefined
+        ? {}
+        : { attempt: { dataType: 'Number', stringValue: attempt, stringListValues: [], binaryListValues: [] } },
     md5OfBody: '',
     eventSource: 'aws:sqs',
     eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:q',
@@ -70,7 +73,10 @@ describe('parseRecord', () => {
   });
 
   it('refuses a body that is not JSON and says so', () => {
-    expect(parseRecord(record('{"version":1,'))).toEqual({ ok: false, reason: expect.stringContaining('the body is not JSON') });
+    expect(parseRecord(record('{"version":1,'))).toEqual({
+      ok: false,
+      reason: expect.stringContaining('the body is not JSON'),
+    });
   });
 
   it('refuses a message version it does not read, keeping the prediction id for the parking record', () => {

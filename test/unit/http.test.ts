@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { BadRequestError, HttpError, NotFoundError, ServiceUnavailableError } from '#shared/errors';
-import { httpHandler, jsonBody } from '#shared/http';
+import { BadRequestError, HttpError, NotFoundError, ServiceUnavailableError } from '#http/errors';
+import { httpHandler } from '#http/handler';
+import { jsonBody } from '#http/validation';
 import { httpEvent, invokeHttp } from '../helpers/lambda.ts';
 
 const throwing = (error: Error) => httpHandler(async () => Promise.reject(error));
@@ -8,13 +9,18 @@ const get = (handler: ReturnType<typeof httpHandler>) => invokeHttp(handler, htt
 
 describe('httpHandler error mapping', () => {
   it('answers a 4xx with its message and field issues', async () => {
-    const { status, body } = await get(throwing(new BadRequestError('Invalid request: bio: wrong', [{ field: 'bio', message: 'wrong' }])));
+    const { status, body } = await get(
+      throwing(new BadRequestError('Invalid request: bio: wrong', [{ field: 'bio', message: 'wrong' }])),
+    );
     expect(status).toBe(400);
     expect(body).toEqual({ detail: 'Invalid request: bio: wrong', errors: [{ field: 'bio', message: 'wrong' }] });
   });
 
   it('answers a 404 with its message', async () => {
-    expect(await get(throwing(new NotFoundError('no such model')))).toEqual({ status: 404, body: { detail: 'no such model' } });
+    expect(await get(throwing(new NotFoundError('no such model')))).toEqual({
+      status: 404,
+      body: { detail: 'no such model' },
+    });
   });
 
   it('never leaks the message of an unexpected error', async () => {
@@ -24,7 +30,9 @@ describe('httpHandler error mapping', () => {
   });
 
   it('hides a plain 5xx HttpError message', async () => {
-    expect((await get(throwing(new HttpError(502, 'upstream said: secret')))).body).toEqual({ detail: 'Internal server error' });
+    expect((await get(throwing(new HttpError(502, 'upstream said: secret')))).body).toEqual({
+      detail: 'Internal server error',
+    });
   });
 
   it('shows a 503 written for the caller', async () => {
@@ -37,10 +45,14 @@ describe('httpHandler error mapping', () => {
 
 describe('jsonBody', () => {
   it('parses JSON whatever the content type', () => {
-    expect(jsonBody(httpEvent({ path: '/x', body: '{"a":1}', headers: { 'content-type': 'text/plain' } }))).toEqual({ a: 1 });
+    expect(jsonBody(httpEvent({ path: '/x', body: '{"a":1}', headers: { 'content-type': 'text/plain' } }))).toEqual({
+      a: 1,
+    });
   });
   it('refuses a body over the limit before parsing it', () => {
-    expect(() => jsonBody(httpEvent({ path: '/x', body: '[1,2,3]' }), 4)).toThrow(/7 bytes; this route accepts at most 4 bytes/);
+    expect(() => jsonBody(httpEvent({ path: '/x', body: '[1,2,3]' }), 4)).toThrow(
+      /7 bytes; this route accepts at most 4 bytes/,
+    );
   });
   it('quotes the parser on malformed JSON', () => {
     expect(() => jsonBody(httpEvent({ path: '/x', body: '{"a":' }))).toThrow(/Malformed JSON body: .+/);

@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { UnsupportedMediaTypeError } from '#shared/errors';
-import { decodeS3Key } from '#shared/ingest';
-import { exportSelector, flagText, promotionTarget } from '#shared/model-api';
-import { exportKey } from '#shared/model-storage';
-import { refuseForeignFormat } from '#shared/model-validation';
+import { UnsupportedMediaTypeError } from '#http/errors';
+import { decodeS3Key } from '#model/ingest';
+import { exportSelector, flagText, promotionTarget } from '#model/api';
+import { exportKey } from '#model/storage';
+import { refuseForeignFormat } from '#model/validation';
 
 describe('export keys', () => {
   it('follow the seed: models/{name}/v{N}/{name}_v{N}_{YYYYMMDD_HHMMSS}.onnx in UTC', () => {
-    expect(exportKey('hubfolio-model', '1', new Date('2025-01-15T12:00:00.789Z'))).toBe('models/hubfolio-model/v1/hubfolio-model_v1_20250115_120000.onnx');
+    expect(exportKey('hubfolio-model', '1', new Date('2025-01-15T12:00:00.789Z'))).toBe(
+      'models/hubfolio-model/v1/hubfolio-model_v1_20250115_120000.onnx',
+    );
   });
 });
 
@@ -49,7 +51,13 @@ describe('foreign model formats', () => {
 describe('request fields', () => {
   it('read form booleans the way people write them', () => {
     expect(['true', 'True', '1', 'yes', 'on'].map((v) => flagText.parse(v))).toEqual([true, true, true, true, true]);
-    expect(['false', 'FALSE', '0', 'no', 'off'].map((v) => flagText.parse(v))).toEqual([false, false, false, false, false]);
+    expect(['false', 'FALSE', '0', 'no', 'off'].map((v) => flagText.parse(v))).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
     expect(flagText.safeParse('maybe').success).toBe(false);
   });
 

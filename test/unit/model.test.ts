@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { UnprocessableError } from '#shared/errors';
-import { FEATURES, OnnxModel, inspectModel, type FeatureName, type FeatureRow } from '#shared/model';
+import { UnprocessableError } from '#http/errors';
+import { OnnxModel, inspectModel } from '#model/onnx';
+import { FEATURES, featureRow, type FeatureName, type FeatureRow } from '#prediction/features';
+import { SEED_EXAMPLE as SEED_REQUEST } from '../helpers/fixtures.ts';
 import {
   SAMPLE_MODEL_COEFFICIENTS,
   SAMPLE_MODEL_INTERCEPT,
@@ -20,16 +22,7 @@ import {
 const sampleBytes = readFileSync(new URL(`../../${SAMPLE_MODEL_PATH}`, import.meta.url));
 
 /** The guide's example request, booleans as 0/1. */
-const SEED_EXAMPLE: FeatureRow = {
-  projetos_min: 3,
-  habilidades_min: 10,
-  kw_contexto: 4,
-  kw_processo: 3,
-  kw_resultado: 4,
-  consistencia_visual_score: 80,
-  bio: 1,
-  contatos: 1,
-};
+const SEED_EXAMPLE: FeatureRow = featureRow(SEED_REQUEST);
 const EMPTY: FeatureRow = Object.fromEntries(FEATURES.map((f) => [f, 0])) as FeatureRow;
 
 /** Deterministic, varied rows (no Math.random: a failure must reproduce). */
@@ -84,7 +77,7 @@ describe('sample model', () => {
     const model = await OnnxModel.load(sampleBytes);
     const input = rows(50);
     const predictions = await model.predict(input);
-    predictions.forEach((p, i) => expect(p).toBeCloseTo(sampleFormula(input[i]!), 4));
+    for (const [i, p] of predictions.entries()) expect(p).toBeCloseTo(sampleFormula(input[i]!), 4);
   });
 
   it('returns one number per row for a batch of 1,000', async () => {
@@ -118,7 +111,11 @@ describe('feature order', () => {
   });
 
   it('accepts the metadata as a JSON array', () => {
-    const bytes = buildLinearRegressor({ coefficients: COEFFICIENTS, intercept: 0, metadata: { features: JSON.stringify(reversed) } });
+    const bytes = buildLinearRegressor({
+      coefficients: COEFFICIENTS,
+      intercept: 0,
+      metadata: { features: JSON.stringify(reversed) },
+    });
     expect(inspectModel(bytes).features).toEqual(reversed);
   });
 
@@ -137,7 +134,9 @@ describe('accepted variants', () => {
   });
 
   it('accepts a symbolic width that the LinearRegressor coefficients fix at 8', async () => {
-    const model = await OnnxModel.load(buildLinearRegressor({ coefficients: COEFFICIENTS, intercept: 2, symbolicWidth: true }));
+    const model = await OnnxModel.load(
+      buildLinearRegressor({ coefficients: COEFFICIENTS, intercept: 2, symbolicWidth: true }),
+    );
     expect(await model.predict([SEED_EXAMPLE])).toEqual([82.5]);
   });
 
@@ -172,15 +171,24 @@ describe('refusals', () => {
   });
 
   it('refuses 5 features', async () => {
-    await expectRefusal(buildLinearRegressor({ coefficients: [1, 1, 1, 1, 1], intercept: 0 }), /input has 5 features; HubFólio models take 8: projetos_min, /);
+    await expectRefusal(
+      buildLinearRegressor({ coefficients: [1, 1, 1, 1, 1], intercept: 0 }),
+      /input has 5 features; HubFólio models take 8: projetos_min, /,
+    );
   });
 
   it('refuses 9 features', async () => {
-    await expectRefusal(buildLinearRegressor({ coefficients: [...COEFFICIENTS, 1], intercept: 0 }), /input has 9 features/);
+    await expectRefusal(
+      buildLinearRegressor({ coefficients: [...COEFFICIENTS, 1], intercept: 0 }),
+      /input has 9 features/,
+    );
   });
 
   it('refuses 9 features hidden behind a symbolic width', async () => {
-    await expectRefusal(buildLinearRegressor({ coefficients: [...COEFFICIENTS, 1], intercept: 0, symbolicWidth: true }), /input has 9 features/);
+    await expectRefusal(
+      buildLinearRegressor({ coefficients: [...COEFFICIENTS, 1], intercept: 0, symbolicWidth: true }),
+      /input has 9 features/,
+    );
   });
 
   it('refuses a symbolic width the graph does not fix', async () => {
@@ -193,7 +201,10 @@ describe('refusals', () => {
   });
 
   it('refuses a fixed batch size', async () => {
-    await expectRefusal(buildLinearRegressor({ coefficients: COEFFICIENTS, intercept: 0, batchSize: 1 }), /fixed batch size of 1; .*first dimension must be symbolic/);
+    await expectRefusal(
+      buildLinearRegressor({ coefficients: COEFFICIENTS, intercept: 0, batchSize: 1 }),
+      /fixed batch size of 1; .*first dimension must be symbolic/,
+    );
   });
 
   it('refuses a string output', async () => {
@@ -201,7 +212,10 @@ describe('refusals', () => {
   });
 
   it('refuses two inputs', async () => {
-    await expectRefusal(buildTwoInputModel(), /model has 2 inputs \(float_input, offset\); HubFólio models take exactly one/);
+    await expectRefusal(
+      buildTwoInputModel(),
+      /model has 2 inputs \(float_input, offset\); HubFólio models take exactly one/,
+    );
   });
 
   it('refuses an int64 input', async () => {
@@ -210,12 +224,18 @@ describe('refusals', () => {
 
   it('refuses features metadata naming an unknown feature', async () => {
     const features = [...FEATURES.slice(0, 7), 'idade'];
-    await expectRefusal(buildLinearRegressor({ coefficients: COEFFICIENTS, intercept: 0, features }), /"features".*unknown: idade; missing: contatos/);
+    await expectRefusal(
+      buildLinearRegressor({ coefficients: COEFFICIENTS, intercept: 0, features }),
+      /"features".*unknown: idade; missing: contatos/,
+    );
   });
 
   it('refuses features metadata listing a feature twice', async () => {
     const features = [...FEATURES.slice(0, 7), 'bio'];
-    await expectRefusal(buildLinearRegressor({ coefficients: COEFFICIENTS, intercept: 0, features }), /"features".*missing: contatos/);
+    await expectRefusal(
+      buildLinearRegressor({ coefficients: COEFFICIENTS, intercept: 0, features }),
+      /"features".*missing: contatos/,
+    );
   });
 
   it('refuses features metadata that is broken JSON', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { classify, predictRequestSchema, toIq } from '#shared/schemas';
+import { predictRequestSchema } from '#prediction/api';
+import { classify, toIq } from '#prediction/features';
 import { SEED_EXAMPLE } from '../helpers/fixtures.ts';
 
 describe('classify', () => {
