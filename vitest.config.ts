@@ -7,7 +7,15 @@ export default defineConfig({
     setupFiles: ['test/helpers/env.ts'],
     testTimeout: 30_000,
     // Lambda runs Node 22; the SDK's notice about Node 20 (these machines) is noise in test output.
-    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    // POWERTOOLS_DEV sends the functions' JSON logs through the global console, where vitest holds
+    // them per test and prints them only when that test fails (silent: 'passed-only'); set here and
+    // not in a setup file, because modules that build the logger load before a setup file runs.
+    env: {
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      POWERTOOLS_DEV: 'true',
+      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'INFO',
+    },
+    silent: 'passed-only',
     hookTimeout: 60_000,
     // Two cores. The embedded PGlite (no DATABASE_URL) is a single session: one file at a time there.
     maxWorkers: process.env.DATABASE_URL ? 2 : 1,

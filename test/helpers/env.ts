@@ -18,7 +18,6 @@ Object.assign(process.env, S3RVER_CREDENTIALS, {
   AWS_ENDPOINT_URL_SQS: endpoints.sqs,
   MODEL_BUCKET: `test-${id}`,
   MODEL_NAME: 'hubfolio-model',
-  POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
 });
 let databaseUrl = inject('databaseUrl');
 if (inject('schemaPerFile')) {
