@@ -30,7 +30,8 @@ const httpErrors = (): middy.MiddlewareObj<HttpEvent, APIGatewayProxyResultV2> =
     const { error } = request;
     if (error instanceof HttpError) {
       if (error.statusCode >= 500) logger.error('request failed', { error });
-      else logger.info('request refused', { status: error.statusCode, message: error.message });
+      // Not `message`: Powertools reserves that key for the line's own message and drops it.
+      else logger.info('request refused', { status: error.statusCode, reason: error.message });
       const body = error.expose
         ? { detail: error.message, ...(error.issues.length ? { errors: error.issues } : {}) }
         : { detail: 'Internal server error' };

@@ -1,7 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { BadRequestError, HttpError, NotFoundError, ServiceUnavailableError } from '#http/errors';
 import { httpHandler } from '#http/handler';
 import { jsonBody } from '#http/validation';
+import { logger } from '#shared/log';
 import { httpEvent, invokeHttp } from '../helpers/lambda.ts';
 
 const throwing = (error: Error) => httpHandler(async () => Promise.reject(error));
@@ -40,6 +41,23 @@ describe('httpHandler error mapping', () => {
       status: 503,
       body: { detail: 'No serving model; upload one' },
     });
+  });
+
+  it('logs a refusal with its reason', async () => {
+    // Powertools drops a `message` key (it is the line's own); the reason must survive into the line.
+    // (The tests' POWERTOOLS_DEV routes the lines through the global console.)
+    const lines: string[] = [];
+    const info = vi.spyOn(console, 'info').mockImplementation((line) => lines.push(String(line)));
+    const level = logger.getLevelName();
+    logger.setLogLevel('INFO');
+    try {
+      await get(throwing(new BadRequestError('bio: must be true or false')));
+    } finally {
+      logger.setLogLevel(level);
+      info.mockRestore();
+    }
+    const refused = lines.map((line) => JSON.parse(line)).find((entry) => entry.message === 'request refused');
+    expect(refused).toMatchObject({ status: 400, reason: 'bio: must be true or false' });
   });
 });
 
