@@ -66,7 +66,10 @@ const json = (schema: Json) => ({ content: { 'application/json': { schema } } })
 const answer = (description: string, name: ComponentName) => ({ description, ...json(ref(name)) });
 const errors = (clientErrors: string) => ({
   '4XX': answer(clientErrors, 'Error'),
-  '5XX': answer('A dependency failed; `detail` says which when it is safe to (503: retry shortly)', 'Error'),
+  '5XX': answer(
+    'A dependency failed or was too slow; `detail` says which when it is safe to (503 and 504: retry after the Retry-After seconds)',
+    'Error',
+  ),
 });
 const jsonBody = (schema: Json) => ({ required: true, ...json(schema) });
 /** Routes that change what serves take SigV4-signed requests (serverless.yml: authorizer aws_iam). */

@@ -82,10 +82,27 @@ export class BadGatewayError extends HttpError {
   }
 }
 
+/**
+ * How long a caller should wait before retrying a 503 or 504 (the Retry-After header): outages of
+ * a dependency and slow answers are usually over within seconds.
+ */
+export const RETRY_AFTER_SECONDS = 5;
+
 /** 503 with a message written for the caller: what is unavailable and how to fix it. */
 export class ServiceUnavailableError extends HttpError {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super(503, message, { ...options, expose: true });
+  }
+}
+
+/**
+ * 504: the function ran out of time (a dependency did not answer within its budget) and answered
+ * before Lambda would have cut it off. The work may or may not have happened; retrying is safe for
+ * the routes that answer it (predictions are new rows, uploads are keyed on the file's sha256).
+ */
+export class GatewayTimeoutError extends HttpError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(504, message, { ...options, expose: true });
   }
 }
 

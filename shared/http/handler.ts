@@ -5,7 +5,7 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
-import { HttpError } from '#http/errors';
+import { GatewayTimeoutError, HttpError, RETRY_AFTER_SECONDS } from '#http/errors';
 import { logger } from '#shared/log';
 
 export type HttpEvent = APIGatewayProxyEventV2;
@@ -21,6 +21,9 @@ function jsonResponse(
   return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
 }
 
+/** 503 and 504 say when to retry: the dependency or the slow answer is expected back shortly. */
+const RETRYABLE = new Set([503, 504]);
+
 /**
  * The one mapping from errors to HTTP: an HttpError answers with its status and, when it may be
  * shown, its message; anything else is logged and answered with a 500 that leaks nothing.
@@ -35,7 +38,10 @@ const httpErrors = (): middy.MiddlewareObj<HttpEvent, APIGatewayProxyResultV2> =
       const body = error.expose
         ? { detail: error.message, ...(error.issues.length ? { errors: error.issues } : {}) }
         : { detail: 'Internal server error' };
-      request.response = jsonResponse(error.statusCode, body);
+      const headers: Record<string, string> = RETRYABLE.has(error.statusCode)
+        ? { 'retry-after': String(RETRY_AFTER_SECONDS) }
+        : {};
+      request.response = jsonResponse(error.statusCode, body, headers);
       return;
     }
     logger.error('unhandled error', { error: error as Error });
@@ -44,14 +50,33 @@ const httpErrors = (): middy.MiddlewareObj<HttpEvent, APIGatewayProxyResultV2> =
 });
 
 /**
+ * How long before Lambda's deadline a handler stops waiting and answers 504: room for the error
+ * mapping, the log line and the response to leave before Lambda would cut the function off (and
+ * API Gateway would answer with a bare 503 of its own).
+ */
+export const ANSWER_BEFORE_DEADLINE_MS = 1_000;
+
+const outOfTime = () => {
+  throw new GatewayTimeoutError(
+    'The request did not finish in time: a dependency (PostgreSQL, S3 or another service) is slow to answer. ' +
+      'It may or may not have taken effect; retry shortly.',
+  );
+};
+
+/**
  * Builds an HTTP Lambda handler: Powertools logging context, the one error mapping, the route's body
  * parsers (e.g. multipart) and a JSON response from what `fn` returns. Handlers stay adapters: parse, call shared code, shape the answer.
+ * A handler still waiting close to the function's timeout answers 504 (middy's early timeout), so
+ * that a hanging dependency never leaves the caller without an answer in the API's error shape.
  */
 export function httpHandler(
   fn: (event: HttpEvent, context: Context) => Promise<HttpResult>,
   bodyParsers: middy.MiddlewareObj<HttpEvent, APIGatewayProxyResultV2>[] = [],
 ) {
-  return middy<HttpEvent, APIGatewayProxyResultV2>()
+  return middy<HttpEvent, APIGatewayProxyResultV2>({
+    timeoutEarlyInMillis: ANSWER_BEFORE_DEADLINE_MS,
+    timeoutEarlyResponse: outOfTime,
+  })
     .use(injectLambdaContext(logger))
     .use(httpErrors())
     .use(bodyParsers)

@@ -1,9 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
 import { BadRequestError, HttpError, NotFoundError, ServiceUnavailableError } from '#http/errors';
-import { httpHandler } from '#http/handler';
+import { ANSWER_BEFORE_DEADLINE_MS, httpHandler } from '#http/handler';
 import { jsonBody } from '#http/validation';
 import { logger } from '#shared/log';
-import { httpEvent, invokeHttp } from '../helpers/lambda.ts';
+import { httpEvent, invokeHttp, lambdaContext } from '../helpers/lambda.ts';
 
 const throwing = (error: Error) => httpHandler(async () => Promise.reject(error));
 const get = (handler: ReturnType<typeof httpHandler>) => invokeHttp(handler, httpEvent({ method: 'GET', path: '/x' }));
@@ -43,6 +43,14 @@ describe('httpHandler error mapping', () => {
     });
   });
 
+  it('tells the caller of a 503 when to retry', async () => {
+    const handler = throwing(new ServiceUnavailableError('The database is unavailable; retry shortly.'));
+    const result = (await handler(httpEvent({ method: 'GET', path: '/x' }), lambdaContext())) as {
+      headers: Record<string, string>;
+    };
+    expect(result.headers['retry-after']).toMatch(/^\d+$/);
+  });
+
   it('logs a refusal with its reason', async () => {
     // Powertools drops a `message` key (it is the line's own); the reason must survive into the line.
     // (The tests' POWERTOOLS_DEV routes the lines through the global console.)
@@ -58,6 +66,21 @@ describe('httpHandler error mapping', () => {
     }
     const refused = lines.map((line) => JSON.parse(line)).find((entry) => entry.message === 'request refused');
     expect(refused).toMatchObject({ status: 400, reason: 'bio: must be true or false' });
+  });
+});
+
+describe('httpHandler deadline', () => {
+  it('answers 504 in the API error shape before the function would time out', async () => {
+    const hanging = httpHandler(() => new Promise(() => {}));
+    const started = Date.now();
+    const result = (await hanging(httpEvent({ method: 'GET', path: '/x' }), {
+      ...lambdaContext(),
+      getRemainingTimeInMillis: () => ANSWER_BEFORE_DEADLINE_MS + 300,
+    })) as { statusCode: number; body: string; headers: Record<string, string> };
+    expect(Date.now() - started).toBeLessThan(ANSWER_BEFORE_DEADLINE_MS);
+    expect(result.statusCode).toBe(504);
+    expect(JSON.parse(result.body).detail).toMatch(/did not finish in time.*retry shortly/);
+    expect(result.headers['retry-after']).toMatch(/^\d+$/);
   });
 });
 
