@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { config } from '#shared/config';
 import { ServiceUnavailableError } from '#http/errors';
+import { isNetworkError } from '#clients/errors';
 
 // bigint columns (ids, ts) come back as strings by default; ours stay below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -39,27 +40,16 @@ export function createPool(connectionString: string, max = 4): pg.Pool {
   return created;
 }
 
-/** Socket errors and PostgreSQL states that mean "not reachable now" rather than "wrong request". */
-const UNREACHABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-]);
-// Connection exceptions (class 08), too many connections, shutting down, starting up.
+/** PostgreSQL states that mean "not available now": connection exceptions (class 08), too many connections, shutting down, starting up. */
 const UNAVAILABLE_STATES = /^(08...|53300|57P0[1-3])$/;
 const POOL_MESSAGES = /timeout exceeded when trying to connect|Connection terminated/;
 
+/** Whether a database error means "not reachable now" (retry later) rather than "wrong request". */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  const { code, message, errors } = (error ?? {}) as { code?: unknown; message?: unknown; errors?: unknown };
-  if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || UNAVAILABLE_STATES.test(code))) return true;
-  if (typeof message === 'string' && POOL_MESSAGES.test(message)) return true;
-  // Node reports a refused connection to a host with several addresses as an AggregateError.
-  return Array.isArray(errors) && errors.some(isDatabaseUnavailable);
+  if (isNetworkError(error)) return true;
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && UNAVAILABLE_STATES.test(code)) return true;
+  return typeof message === 'string' && POOL_MESSAGES.test(message);
 }
 
 /**

@@ -9,7 +9,7 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { awsClientOptions } from '#aws/options';
+import { awsClientOptions, reportOutages } from '#aws/options';
 import { config } from '#shared/config';
 
 /** The hex SHA-256 of a file: the identity of a model file across upload, export and serving. */
@@ -27,7 +27,7 @@ export function s3(): S3Client {
 export function createS3Client(extra: Partial<S3ClientConfig> = {}): S3Client {
   const options = awsClientOptions('S3');
   // Emulators on 127.0.0.1 have no bucket subdomains: path-style whenever an endpoint is set.
-  return new S3Client({ ...options, forcePathStyle: 'endpoint' in options, ...extra });
+  return reportOutages(new S3Client({ ...options, forcePathStyle: 'endpoint' in options, ...extra }), 'S3');
 }
 
 function isMissing(error: unknown): boolean {

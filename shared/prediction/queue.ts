@@ -1,5 +1,5 @@
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { awsClientOptions } from '#aws/options';
+import { awsClientOptions, reportOutages } from '#aws/options';
 import { config } from '#shared/config';
 import { PREDICTION_MESSAGE_VERSION, type PredictionMessage } from '#prediction/message';
 import type { PredictionRow } from '#prediction/store';
@@ -9,7 +9,7 @@ let client: SQSClient | undefined;
 
 /** The container's SQS client: two attempts, short timeouts, so a queue outage costs a request seconds at most. */
 export function sqs(): SQSClient {
-  client ??= new SQSClient(awsClientOptions('SQS', { maxAttempts: 2, requestTimeout: 3_000 }));
+  client ??= reportOutages(new SQSClient(awsClientOptions('SQS', { maxAttempts: 2 })), 'SQS');
   return client;
 }
 
