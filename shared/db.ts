@@ -33,16 +33,40 @@ export function connectEarly(): Promise<void> {
   return firstConnection;
 }
 
+/**
+ * Time limits that keep a request's database work well inside the function's own timeout (10 s for
+ * /predict), so that a database that hangs answers 503 "retry" instead of nothing: a connection
+ * must open within 3 s, the server cancels a statement after 5 s (none of ours takes a tenth of
+ * that), and the client gives up on an answer after 6 s, for a server that no longer answers at
+ * all. (statement_timeout travels as a startup parameter: PgBouncer needs it in
+ * `ignore_startup_parameters`.)
+ */
+const CONNECT_TIMEOUT_MS = 3_000;
+const STATEMENT_TIMEOUT_MS = 5_000;
+const QUERY_TIMEOUT_MS = 6_000;
+
 export function createPool(connectionString: string, max = 4): pg.Pool {
-  const created = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 60_000 });
+  const created = new pg.Pool({
+    connectionString,
+    max,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+    query_timeout: QUERY_TIMEOUT_MS,
+    idleTimeoutMillis: 60_000,
+  });
   // An idle client losing its connection must not crash the container.
   created.on('error', () => {});
   return created;
 }
 
-/** PostgreSQL states that mean "not available now": connection exceptions (class 08), too many connections, shutting down, starting up. */
-const UNAVAILABLE_STATES = /^(08...|53300|57P0[1-3])$/;
-const POOL_MESSAGES = /timeout exceeded when trying to connect|Connection terminated/;
+/**
+ * PostgreSQL states that mean "not available now": connection exceptions (class 08), too many
+ * connections, a statement cancelled by statement_timeout (an overloaded or locked database),
+ * shutting down, starting up.
+ */
+const UNAVAILABLE_STATES = /^(08...|53300|57014|57P0[1-3])$/;
+/** pg's own: no connection within connectionTimeoutMillis, a lost connection, no answer within query_timeout. */
+const POOL_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout/;
 
 /** Whether a database error means "not reachable now" (retry later) rather than "wrong request". */
 export function isDatabaseUnavailable(error: unknown): boolean {

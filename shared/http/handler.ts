@@ -5,7 +5,8 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
-import { GatewayTimeoutError, HttpError, RETRY_AFTER_SECONDS } from '#http/errors';
+import { GatewayTimeoutError, HttpError, RETRY_AFTER_SECONDS, ServiceUnavailableError } from '#http/errors';
+import { isDatabaseUnavailable } from '#shared/db';
 import { logger } from '#shared/log';
 
 export type HttpEvent = APIGatewayProxyEventV2;
@@ -30,7 +31,10 @@ const RETRYABLE = new Set([503, 504]);
  */
 const httpErrors = (): middy.MiddlewareObj<HttpEvent, APIGatewayProxyResultV2> => ({
   onError: async (request) => {
-    const { error } = request;
+    let { error } = request;
+    // A database outage met outside databaseWork() (the model routes) is the same 503, not a 500.
+    if (!(error instanceof HttpError) && isDatabaseUnavailable(error))
+      error = new ServiceUnavailableError('The database is unavailable; retry shortly.', { cause: error });
     if (error instanceof HttpError) {
       if (error.statusCode >= 500) logger.error('request failed', { error });
       // Not `message`: Powertools reserves that key for the line's own message and drops it.

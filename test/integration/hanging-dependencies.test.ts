@@ -68,3 +68,42 @@ describe('S3 accepts connections and never answers', () => {
     expect(answer.body.detail).toMatch(/S3 is unavailable/);
   });
 });
+
+describe('PostgreSQL accepts connections and never answers', () => {
+  const database = () => {
+    const url = new URL(process.env.DATABASE_URL!);
+    url.host = hanging.address;
+    return url.toString();
+  };
+
+  it('POST /predict answers 503 within the function timeout', { timeout: 20_000 }, async () => {
+    const { predict } = await coldHandlers({ DATABASE_URL: database() });
+    const started = Date.now();
+    expectRetryAdvice(await postJson(predict, '/predict', SEED_EXAMPLE), started, 10_000);
+  });
+
+  it('POST /model/upload answers 503, not 500', { timeout: 20_000 }, async () => {
+    const { upload } = await coldHandlers({ DATABASE_URL: database() });
+    const started = Date.now();
+    const answer = await uploadModel(upload);
+    expectRetryAdvice(answer, started, 10_000);
+    expect(answer.body.detail).toMatch(/database is unavailable/);
+  });
+});
+
+describe('PostgreSQL stops answering on an open connection', () => {
+  it('POST /predict gives up on the query and answers 503', { timeout: 20_000 }, async () => {
+    const url = new URL(process.env.DATABASE_URL!);
+    const proxy = await startTcpProxy(url.host);
+    try {
+      url.host = proxy.address;
+      const { predict } = await coldHandlers({ DATABASE_URL: url.toString() });
+      expect((await postJson(predict, '/predict', SEED_EXAMPLE)).status).toBe(200);
+      proxy.freeze();
+      const started = Date.now();
+      expectRetryAdvice(await postJson(predict, '/predict', SEED_EXAMPLE), started, 10_000);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});

@@ -13,6 +13,8 @@ it('tells an unreachable or unavailable database from a refused statement', () =
   expect(isDatabaseUnavailable(withCode('53300'))).toBe(true); // too many connections
   expect(isDatabaseUnavailable(new Error('timeout exceeded when trying to connect'))).toBe(true);
   expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly'))).toBe(true);
+  expect(isDatabaseUnavailable(new Error('Query read timeout'))).toBe(true); // pg's query_timeout
+  expect(isDatabaseUnavailable(withCode('57014'))).toBe(true); // cancelled by statement_timeout
   // The statement itself was refused: retrying the same request would not help.
   expect(isDatabaseUnavailable(withCode('23505'))).toBe(false); // unique violation
   expect(isDatabaseUnavailable(withCode('22P02'))).toBe(false); // invalid input
