@@ -97,8 +97,9 @@ type ParsedJson = ReturnType<typeof JSON.parse>;
 export async function invokeHttp(
   handler: HttpLambda,
   event: APIGatewayProxyEventV2,
+  context: Context = lambdaContext(),
 ): Promise<{ status: number; body: ParsedJson }> {
-  const result = (await handler(event, lambdaContext())) as { statusCode: number; body?: string };
+  const result = (await handler(event, context)) as { statusCode: number; body?: string };
   const body = result.body ? JSON.parse(result.body) : undefined;
   expectDocumented(event.requestContext.http.method, event.rawPath, result.statusCode, body);
   return { status: result.statusCode, body };

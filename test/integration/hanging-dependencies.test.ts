@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { FEATURES } from '#prediction/features';
 import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
 import { SEED_EXAMPLE, useSampleModel } from '../helpers/fixtures.ts';
-import { httpEvent, invokeHttp, postJson } from '../helpers/lambda.ts';
+import { httpEvent, invokeHttp, lambdaContext, postJson } from '../helpers/lambda.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp.ts';
 
 // A dependency that accepts connections and never answers must cost a request seconds and a
@@ -32,7 +32,8 @@ async function coldHandlers(overrides: Record<string, string>) {
   return { predict: predict.handler, upload: upload.handler };
 }
 
-async function uploadModel(handler: Awaited<ReturnType<typeof coldHandlers>>['upload']) {
+/** POST /model/upload of a small valid model, in a function with `remainingMs` before its timeout. */
+async function uploadModel(handler: Awaited<ReturnType<typeof coldHandlers>>['upload'], remainingMs = 10_000) {
   const form = new FormData();
   const bytes = buildLinearRegressor({ coefficients: FEATURES.map((_, i) => 7 + i), intercept: 7, features: FEATURES });
   form.append('file', new Blob([bytes]), 'model.onnx');
@@ -42,6 +43,7 @@ async function uploadModel(handler: Awaited<ReturnType<typeof coldHandlers>>['up
   return invokeHttp(
     handler,
     httpEvent({ path: '/model/upload', body, headers: { 'content-type': request.headers.get('content-type')! } }),
+    { ...lambdaContext(), getRemainingTimeInMillis: () => remainingMs },
   );
 }
 
@@ -105,5 +107,17 @@ describe('PostgreSQL stops answering on an open connection', () => {
     } finally {
       await proxy.stop();
     }
+  });
+});
+
+describe('MLflow accepts connections and never answers', () => {
+  it('POST /model/upload stores the file and answers 202 within its 29 s timeout', { timeout: 40_000 }, async () => {
+    const { upload } = await coldHandlers({ MLFLOW_TRACKING_URI: `http://${hanging.address}` });
+    const started = Date.now();
+    const answer = await uploadModel(upload, 29_000);
+    expect(Date.now() - started).toBeLessThan(28_000);
+    expect(answer.status).toBe(202);
+    expect(answer.body).toMatchObject({ mlflow_registered: false, registration_status: 'pending_registration' });
+    expect(answer.body.mlflow_error).toMatch(/MLflow is unavailable/);
   });
 });
