@@ -5,7 +5,9 @@
  *   the failure ({"errorMessage": "[504] - Lambda timeout.", "stackTrace": [...]}) of an HTTP API
  *   (payload 2.0) function in a 200 answer, with file paths in it;
  * - its own refusals (no such route, a body over its limit, its internal errors) answer
- *   {"detail": ...} like the functions do, with nothing internal in them.
+ *   {"detail": ...} like the functions do, with nothing internal in them;
+ * - CORS headers go only to origins that provider.httpApi.cors allows: serverless-offline echoes
+ *   any Origin on every answer but preflights.
  *
  * serverless-offline keeps its hapi server to itself, so the extension is added when hapi starts a
  * server on the HTTP port (the Lambda invoke port is left alone).
@@ -69,6 +71,39 @@ function replacement(request, h) {
   return json(h, status, { detail: status < 500 ? 'Bad request' : 'Internal server error' });
 }
 
+const CORS_HEADERS = [
+  'access-control-allow-origin',
+  'access-control-allow-credentials',
+  'access-control-allow-methods',
+  'access-control-allow-headers',
+  'access-control-expose-headers',
+  'access-control-max-age',
+];
+
+/** Keeps CORS headers only for an allowed origin, as API Gateway does. */
+function enforceCors(request, response, cors) {
+  const origin = request.headers.origin;
+  if (!origin) return;
+  const headers = response.isBoom ? response.output.headers : response.headers;
+  const allowed = cors && (cors.allowedOrigins.includes('*') || cors.allowedOrigins.includes(origin));
+  if (!allowed) {
+    for (const name of CORS_HEADERS) delete headers[name];
+    // hapi adds its own CORS headers after this, from the route's settings (serverless-offline's
+    // 404 route allows any origin), unless the request's origin is marked as not matching.
+    request.info.cors = { isOriginMatch: false };
+    return;
+  }
+  if (cors.allowCredentials !== true) delete headers['access-control-allow-credentials'];
+}
+
+/** The CORS policy of serverless.yml (provider.httpApi.cors), as serverless-offline reads it. */
+function corsPolicy(serverless) {
+  const cors = serverless.service.provider.httpApi?.cors;
+  if (!cors) return undefined;
+  if (cors === true) return { allowedOrigins: ['*'], allowCredentials: false };
+  return { allowedOrigins: cors.allowedOrigins ?? [], allowCredentials: cors.allowCredentials === true };
+}
+
 class OfflineGateway {
   constructor(serverless, options) {
     this.serverless = serverless;
@@ -82,7 +117,12 @@ class OfflineGateway {
     this.installed = true;
     const custom = this.serverless.service.custom?.['serverless-offline'] ?? {};
     const httpPort = Number(this.options.httpPort ?? custom.httpPort ?? 3000);
-    const onPreResponse = (request, h) => replacement(request, h) ?? h.continue;
+    const cors = corsPolicy(this.serverless);
+    const onPreResponse = (request, h) => {
+      const replaced = replacement(request, h);
+      enforceCors(request, replaced ?? request.response, cors);
+      return replaced ?? h.continue;
+    };
     // hapi exports a factory; its servers share one prototype, reached through a throwaway instance.
     const hapi = require('@hapi/hapi');
     const prototype = Object.getPrototypeOf(hapi.server());

@@ -66,3 +66,17 @@ it('serves its OpenAPI document', async () => {
   expect(document.openapi).toBe('3.1.0');
   expect(Object.keys(document.paths)).toContain('/predict');
 });
+
+it('gives a page of a foreign origin no CORS headers, and no origin credentials, on a write route', async () => {
+  const write = (origin: string) =>
+    fetch(`${stack.url}/model/promote`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin },
+      body: JSON.stringify({ model_name: 'hubfolio-model', version: '999' }),
+    });
+  const foreign = await write('https://evil.example');
+  expect([...foreign.headers.keys()].filter((name) => name.startsWith('access-control-'))).toEqual([]);
+  const own = await write(stack.url.replace('127.0.0.1', 'localhost'));
+  expect(own.headers.get('access-control-allow-origin')).toBe(stack.url.replace('127.0.0.1', 'localhost'));
+  expect(own.headers.get('access-control-allow-credentials')).toBeNull();
+});

@@ -83,3 +83,28 @@ describe("serverless-offline's own refusals", () => {
     expect(((await response.json()) as { detail: string }).detail).toMatch(/over the API limit.*\/model\/upload-url/);
   });
 });
+
+describe('CORS', () => {
+  const corsHeaders = (response: Response) =>
+    [...response.headers.keys()].filter((name) => name.startsWith('access-control-'));
+
+  it('gives no CORS headers to an origin it does not allow, on answers and on preflights', async () => {
+    const origin = { origin: 'http://evil.example' };
+    for (const response of [
+      await post('/ok', origin),
+      await post('/nope', origin),
+      await fetch(`${url}/ok`, {
+        method: 'OPTIONS',
+        headers: { ...origin, 'access-control-request-method': 'POST' },
+      }),
+    ]) {
+      expect(corsHeaders(response)).toEqual([]);
+    }
+  });
+
+  it('allows a listed origin, never with credentials', async () => {
+    const response = await post('/ok', { origin: 'http://allowed.example' });
+    expect(response.headers.get('access-control-allow-origin')).toBe('http://allowed.example');
+    expect(response.headers.get('access-control-allow-credentials')).toBeNull();
+  });
+});
