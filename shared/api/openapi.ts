@@ -93,7 +93,9 @@ export function openApiDocument(): Json {
           requestBody: jsonBody(ref('PredictRequest')),
           responses: {
             '200': answer('The prediction', 'Prediction'),
-            ...errors(`Invalid body (400, naming each field), or over ${MAX_JSON_BODY_BYTES} bytes (413)`),
+            ...errors(
+              `Invalid body (400, naming each field), over ${MAX_JSON_BODY_BYTES} bytes (413), or not sent as application/json (415)`,
+            ),
           },
         },
       },
@@ -103,7 +105,7 @@ export function openApiDocument(): Json {
           requestBody: jsonBody(jsonSchema(predictBatchRequestSchema, 'input')),
           responses: {
             '200': answer('One result per item, in order', 'PredictBatchResponse'),
-            ...errors('Invalid body (400) or too large (413)'),
+            ...errors('Invalid body (400), too large (413) or not sent as application/json (415)'),
           },
         },
       },
@@ -153,7 +155,7 @@ export function openApiDocument(): Json {
           requestBody: jsonBody(jsonSchema(uploadUrlRequestSchema, 'input')),
           responses: {
             '200': answer('PUT the file to `url` before it expires', 'UploadUrlResponse'),
-            ...errors('Invalid body (400)'),
+            ...errors('Invalid body (400) or not sent as application/json (415)'),
           },
         },
       },
@@ -164,7 +166,7 @@ export function openApiDocument(): Json {
           requestBody: jsonBody(jsonSchema(exportRequestSchema, 'input')),
           responses: {
             '200': answer('Exported (or already exported)', 'ExportResponse'),
-            ...errors('Invalid body (400) or no such version (404)'),
+            ...errors('Invalid body (400), no such version (404) or not sent as application/json (415)'),
           },
         },
       },
@@ -192,7 +194,7 @@ export function openApiDocument(): Json {
           requestBody: jsonBody(jsonSchema(promoteRequestSchema, 'input')),
           responses: {
             '200': answer('Promoted', 'PromoteResponse'),
-            ...errors('Invalid body (400) or no such version (404)'),
+            ...errors('Invalid body (400), no such version (404) or not sent as application/json (415)'),
           },
         },
       },

@@ -1,9 +1,9 @@
 /**
- * Request validation: bodies read within their size limit, JSON parsed with a 400 that quotes the
- * parser, and zod schemas whose failures become 400s naming every field and rule.
+ * Request validation: bodies read within their size limit, JSON sent as JSON and parsed with a 400
+ * that quotes the parser, and zod schemas whose failures become 400s naming every field and rule.
  */
 import type * as z from 'zod';
-import { BadRequestError, PayloadTooLargeError, type FieldIssue } from '#http/errors';
+import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError, type FieldIssue } from '#http/errors';
 import type { HttpEvent } from '#http/handler';
 
 /** JSON bodies above this are refused before parsing (a 1,000-row batch is about 250 KB). */
@@ -41,8 +41,26 @@ function bodyBytes(event: HttpEvent, maxBytes: number): Buffer {
   return bytes;
 }
 
-/** Parses a JSON body; malformed JSON is a 400 that quotes the parser. */
+/** application/json, with or without parameters, and the structured `application/*+json` types. */
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.-]+\+)?json$/;
+
+/**
+ * Refuses a body that does not say it is JSON. Besides telling a client that sent a form what to
+ * send, this keeps the JSON routes out of reach of a plain HTML form or text/plain POST from another
+ * site: a browser sends those without asking (no CORS preflight), but never as application/json.
+ */
+function requireJson(event: HttpEvent): void {
+  const mediaType = (event.headers?.['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (JSON_MEDIA_TYPE.test(mediaType)) return;
+  throw new UnsupportedMediaTypeError(
+    `Content-Type is "${mediaType || 'missing'}"; send the body as JSON with Content-Type: application/json ` +
+      `(curl -H 'content-type: application/json' -d '{...}').`,
+  );
+}
+
+/** Parses a JSON body sent as application/json; malformed JSON is a 400 that quotes the parser. */
 export function jsonBody(event: HttpEvent, maxBytes = MAX_JSON_BODY_BYTES): unknown {
+  requireJson(event);
   const text = bodyBytes(event, maxBytes).toString('utf8');
   if (text.trim() === '') throw new BadRequestError('Request body is empty; send a JSON object.');
   try {

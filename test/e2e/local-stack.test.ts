@@ -80,3 +80,14 @@ it('gives a page of a foreign origin no CORS headers, and no origin credentials,
   expect(own.headers.get('access-control-allow-origin')).toBe(stack.url.replace('127.0.0.1', 'localhost'));
   expect(own.headers.get('access-control-allow-credentials')).toBeNull();
 });
+
+it('refuses over HTTP a /predict body that is not sent as JSON, with 415 in the API error shape', async () => {
+  // `curl -d` without -H 'content-type: application/json' sends a form type.
+  const response = await fetch(`${stack.url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: JSON.stringify(SEED_EXAMPLE),
+  });
+  expect(response.status).toBe(415);
+  expect(((await response.json()) as { detail: string }).detail).toMatch(/Content-Type: application\/json/);
+});

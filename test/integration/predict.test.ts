@@ -193,6 +193,24 @@ describe('bad input gets a 4xx that names the problem and writes nothing', () =>
     expect(fields).toEqual(expect.arrayContaining(['bio', 'contatos', 'projetos_min', 'consistencia_visual_score']));
   });
 
+  it.each([
+    [predictHandler, '/predict', valid],
+    [batchHandler, '/predict/batch', { items: [valid] }],
+  ])('refuses a body not sent as application/json with 415 saying what to send (%#)', async (handler, path, body) => {
+    await drainQueue();
+    // What a plain HTML form or `curl -d` without a content type sends.
+    const event = httpEvent({
+      path,
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    const { status, body: answer } = await invokeHttp(handler, event);
+    expect(status).toBe(415);
+    expect(answer.detail).toMatch(/Content-Type: application\/json/);
+    expect(await rowsFor(3001)).toHaveLength(0);
+    expect(await drainQueue()).toHaveLength(0);
+  });
+
   it('decodes base64 bodies as API Gateway sends binary content', async () => {
     const event = httpEvent({ path: '/predict', body: Buffer.from(JSON.stringify({ ...valid, user_id: 3002 })) });
     const { status, body } = await invokeHttp(predictHandler, event);

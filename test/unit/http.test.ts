@@ -85,11 +85,20 @@ describe('httpHandler deadline', () => {
 });
 
 describe('jsonBody', () => {
-  it('parses JSON whatever the content type', () => {
-    expect(jsonBody(httpEvent({ path: '/x', body: '{"a":1}', headers: { 'content-type': 'text/plain' } }))).toEqual({
-      a: 1,
-    });
+  it('parses a body sent as application/json, with or without parameters', () => {
+    for (const type of ['application/json', 'Application/JSON; charset=utf-8', 'application/merge-patch+json']) {
+      expect(jsonBody(httpEvent({ path: '/x', body: '{"a":1}', headers: { 'content-type': type } }))).toEqual({ a: 1 });
+    }
   });
+  it.each(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', ''])(
+    'refuses a body sent as "%s" with 415 saying what to send',
+    (type) => {
+      const event = httpEvent({ path: '/x', body: '{"a":1}', headers: { 'content-type': type } });
+      expect(() => jsonBody(event)).toThrow(
+        expect.objectContaining({ statusCode: 415, message: expect.stringMatching(/Content-Type: application\/json/) }),
+      );
+    },
+  );
   it('refuses a body over the limit before parsing it', () => {
     expect(() => jsonBody(httpEvent({ path: '/x', body: '[1,2,3]' }), 4)).toThrow(
       /7 bytes; this route accepts at most 4 bytes/,
