@@ -1,11 +1,37 @@
 import { mkdirSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import S3rver from 's3rver';
 import { startFauxqs } from 'fauxqs';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { checkSignature } from './sigv4.ts';
 
 /** s3rver accepts exactly these credentials. */
 export const S3RVER_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+
+/** The part of a Koa context (s3rver is a Koa app) that the signature check reads and answers. */
+interface KoaContext {
+  req: IncomingMessage;
+  status: number;
+  type: string;
+  body: unknown;
+}
+
+/**
+ * Refuses what S3 would refuse and s3rver lets through: a request without a valid SigV4 signature
+ * (so a presigned URL writes only the key, size and metadata it was signed for).
+ */
+async function signatureCheck(ctx: KoaContext, next: () => Promise<unknown>) {
+  const refusal = checkSignature(
+    { method: ctx.req.method ?? 'GET', url: ctx.req.url ?? '/', headers: ctx.req.headers },
+    (accessKeyId) =>
+      accessKeyId === S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID ? S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY : undefined,
+  );
+  if (!refusal) return next();
+  ctx.status = 403;
+  ctx.type = 'application/xml';
+  ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${refusal.code}</Code><Message>${refusal.message}</Message></Error>`;
+}
 
 export interface S3ObjectCreated {
   bucket: string;
@@ -23,6 +49,8 @@ export async function startS3(options: {
 }) {
   mkdirSync(options.directory, { recursive: true });
   const server = new S3rver({ port: options.port, address: '127.0.0.1', directory: options.directory, silent: true });
+  // Koa composes its middleware when it starts listening: this check runs before all of s3rver's.
+  (server as unknown as { middleware: Array<typeof signatureCheck> }).middleware.unshift(signatureCheck);
   const { port } = (await server.run()) as { port: number };
   server.on(
     'event',

@@ -69,6 +69,8 @@ export const uploadUrlResponseSchema = z.object({
   expires_in: z.number().int(),
   method: z.literal('PUT'),
   model_name: z.string(),
+  /** The PUT must carry exactly this many bytes (its Content-Length is signed). */
+  file_size: z.number().int(),
 });
 export type UploadUrlResponse = z.infer<typeof uploadUrlResponseSchema>;
 

@@ -6,7 +6,7 @@ import type { HttpEvent, HttpResult } from '#http/handler';
 import { validate } from '#http/validation';
 import type { Metrics } from '#model/files';
 import { INCOMING_PREFIX, presignPut, s3Uri } from '#model/storage';
-import { refuseForeignFormat } from '#model/validation';
+import { MAX_MODEL_BYTES, refuseForeignFormat } from '#model/validation';
 import { MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '#model/name';
 import {
   SERVING_TARGET,
@@ -91,7 +91,7 @@ const tooLarge = (bytes: number | string) =>
   new PayloadTooLargeError(
     `The model file is ${typeof bytes === 'number' ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : bytes}; POST /model/upload takes files up to ` +
       `${MAX_UPLOAD_BYTES / 1024 / 1024} MB (the API Gateway and Lambda payload limits). For a larger file ask POST /model/upload-url ` +
-      `{"model_name": "...", "filename": "model.onnx"} for a presigned URL and upload it with curl -T model.onnx "$url".`,
+      `{"model_name": "...", "filename": "model.onnx", "file_size": <bytes>} for a presigned URL and upload it with curl -T model.onnx "$url".`,
   );
 
 const HOW_TO_UPLOAD =
@@ -147,10 +147,21 @@ const fileName = z
     error: 'must be a plain file name (no "/", "\\" or control characters)',
   });
 
+/** The size a presigned PUT is signed for: S3 then refuses a body of any other length. */
+const FILE_SIZE_RULE = `is required: the file's size in bytes, 1 to ${MAX_MODEL_BYTES} (e.g. stat -c %s model.onnx)`;
+const fileSize = z
+  .number({ error: FILE_SIZE_RULE })
+  .int({ error: FILE_SIZE_RULE })
+  .min(1, { error: FILE_SIZE_RULE })
+  .max(MAX_MODEL_BYTES, {
+    error: `must be at most ${MAX_MODEL_BYTES} bytes (${MAX_MODEL_BYTES / 1024 / 1024} MB), the largest model file the drop folder takes`,
+  });
+
 export const uploadUrlRequestSchema = z.strictObject(
   {
     model_name: modelName.optional(),
     filename: fileName,
+    file_size: fileSize,
     r2_score: METRIC_RULES.r2_score.optional(),
     rmse: METRIC_RULES.rmse.optional(),
     mae: METRIC_RULES.mae.optional(),
@@ -162,7 +173,7 @@ export const uploadUrlRequestSchema = z.strictObject(
       .max(3600, { error: 'must be a number of seconds from 60 to 3600' })
       .optional(),
   },
-  { error: 'the body must be a JSON object {"model_name", "filename"}' },
+  { error: 'the body must be a JSON object {"model_name", "filename", "file_size"}' },
 );
 
 const stage = z
@@ -260,7 +271,8 @@ const DEFAULT_URL_EXPIRY_SECONDS = 900;
 
 /**
  * POST /model/upload-url: a presigned PUT into the drop folder. Metrics and `promote` are signed into
- * the URL as object metadata (x-amz-meta-*), so the uploader needs nothing but `curl -T`.
+ * the URL as object metadata (x-amz-meta-*), so the uploader needs nothing but `curl -T`; so is the
+ * file's size (Content-Length), so that the URL cannot store a larger file than the one announced.
  */
 export async function createUploadUrl(request: z.infer<typeof uploadUrlRequestSchema>): Promise<HttpResult> {
   refuseForeignFormat(new Uint8Array(), request.filename);
@@ -277,10 +289,17 @@ export async function createUploadUrl(request: z.infer<typeof uploadUrlRequestSc
   if (request.rmse !== undefined) metadata.rmse = String(request.rmse);
   if (request.mae !== undefined) metadata.mae = String(request.mae);
   if (request.promote !== undefined) metadata.promote = String(request.promote);
-  const url = await presignPut(key, expiresIn, metadata);
+  const url = await presignPut(key, expiresIn, request.file_size, metadata);
   return {
     statusCode: 200,
-    body: { url, key, expires_in: expiresIn, method: 'PUT', model_name: name } satisfies UploadUrlResponse,
+    body: {
+      url,
+      key,
+      expires_in: expiresIn,
+      method: 'PUT',
+      model_name: name,
+      file_size: request.file_size,
+    } satisfies UploadUrlResponse,
   };
 }
 

@@ -97,11 +97,19 @@ function presignClient(): S3Client {
   return presigner;
 }
 
-/** A presigned PUT URL for `key`; `metadata` is signed into the URL, so the uploader sends no headers. */
-export function presignPut(key: string, expiresIn: number, metadata: Record<string, string>): Promise<string> {
+/**
+ * A presigned PUT URL for `key` and a body of exactly `contentLength` bytes (signed, so S3 refuses
+ * any other size); `metadata` is signed into the URL, so the uploader sends no headers.
+ */
+export function presignPut(
+  key: string,
+  expiresIn: number,
+  contentLength: number,
+  metadata: Record<string, string>,
+): Promise<string> {
   return getSignedUrl(
     presignClient(),
-    new PutObjectCommand({ Bucket: config().MODEL_BUCKET, Key: key, Metadata: metadata }),
+    new PutObjectCommand({ Bucket: config().MODEL_BUCKET, Key: key, ContentLength: contentLength, Metadata: metadata }),
     { expiresIn },
   );
 }

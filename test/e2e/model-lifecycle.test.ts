@@ -72,16 +72,16 @@ it('registers an upload in MLflow with its metrics, exports it at the seed key a
 it('registers a file put with a presigned URL once, even when its S3 event arrives twice', {
   timeout: 60_000,
 }, async () => {
+  const bytes = model(22);
   const answer = await fetch(`${stack.url}/model/upload-url`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model_name: 'hubfolio-model', filename: 'modelo grande.onnx' }),
+    body: JSON.stringify({ model_name: 'hubfolio-model', filename: 'modelo grande.onnx', file_size: bytes.byteLength }),
   });
   expect(answer.status).toBe(200);
   const { url, key } = (await answer.json()) as { url: string; key: string };
   expect(key).toBe('incoming/hubfolio-model/modelo grande.onnx');
 
-  const bytes = model(22);
   for (let i = 0; i < 2; i++) expect((await fetch(url, { method: 'PUT', body: bytes })).status).toBe(200);
 
   await vi.waitFor(async () => expect(await predictedIq()).toMatchObject({ model_version: '2', predicted_iq: 100 }), {

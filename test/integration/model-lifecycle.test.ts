@@ -598,16 +598,22 @@ describe('S3 drop folder', () => {
 
 describe('POST /model/upload-url', () => {
   it('presigns a PUT that a plain HTTP client can use, and the drop folder registers the file with the signed metrics', async () => {
+    const bytes = model(71);
     const { status, body } = await postJson(uploadUrlHandler, '/model/upload-url', {
       model_name: 'large',
       filename: 'Modelo grande é.onnx',
+      file_size: bytes.byteLength,
       r2_score: 0.9,
     });
     expect(status).toBe(200);
-    expect(body).toMatchObject({ key: 'incoming/large/Modelo grande é.onnx', expires_in: 900, method: 'PUT' });
+    expect(body).toMatchObject({
+      key: 'incoming/large/Modelo grande é.onnx',
+      expires_in: 900,
+      method: 'PUT',
+      file_size: bytes.byteLength,
+    });
 
     // What `curl -T model.onnx "$url"` does: a PUT of the bytes, no extra headers.
-    const bytes = model(71);
     const put = await fetch(body.url, { method: 'PUT', body: bytes });
     expect(put.status).toBe(200);
     const etag = put.headers.get('etag')!.replace(/"/g, '');
@@ -617,11 +623,37 @@ describe('POST /model/upload-url', () => {
     expect(Object.fromEntries(run!.metrics.map((m) => [m.key, m.value]))).toEqual({ r2_score: 0.9 });
   });
 
+  it('signs the size: the URL stores no file of another size, at another key or with other metadata', async () => {
+    const bytes = model(72);
+    const { body } = await postJson(uploadUrlHandler, '/model/upload-url', {
+      model_name: 'large',
+      filename: 'sized.onnx',
+      file_size: bytes.byteLength,
+      promote: false,
+    });
+    const put = (url: string, content: Uint8Array) => fetch(url, { method: 'PUT', body: content });
+    expect((await put(body.url, new Uint8Array(bytes.byteLength + 1024))).status).toBe(403);
+    expect(
+      (await put(body.url.replace('/incoming/large/sized.onnx', '/serving/hubfolio-model.json'), bytes)).status,
+    ).toBe(403);
+    expect((await put(body.url.replace('x-amz-meta-promote=false', 'x-amz-meta-promote=true'), bytes)).status).toBe(
+      403,
+    );
+    // Nor does the embedded S3 take a request signed by no one.
+    expect(
+      (await put(`${process.env.AWS_ENDPOINT_URL_S3}/${process.env.MODEL_BUCKET}/${body.key}`, bytes)).status,
+    ).toBe(403);
+    expect(await getObject(body.key)).toBeNull();
+    expect((await fetch(body.url, { method: 'PUT', body: bytes })).status).toBe(200);
+  });
+
   it.each([
-    [{ model_name: 'large', filename: 'model.pkl' }, 415, /skl2onnx/],
-    [{ model_name: 'large', filename: 'model.txt' }, 400, /must end in .onnx/],
-    [{ model_name: 'large', filename: '../model.onnx' }, 400, /plain file name/],
-    [{ model_name: 'bad name', filename: 'model.onnx' }, 400, /model_name/],
+    [{ model_name: 'large', filename: 'model.pkl', file_size: 10 }, 415, /skl2onnx/],
+    [{ model_name: 'large', filename: 'model.txt', file_size: 10 }, 400, /must end in .onnx/],
+    [{ model_name: 'large', filename: '../model.onnx', file_size: 10 }, 400, /plain file name/],
+    [{ model_name: 'bad name', filename: 'model.onnx', file_size: 10 }, 400, /model_name/],
+    [{ model_name: 'large', filename: 'model.onnx' }, 400, /file_size: is required: the file's size in bytes/],
+    [{ model_name: 'large', filename: 'model.onnx', file_size: 200 * 1024 * 1024 }, 400, /file_size: must be at most/],
   ])('refuses %j with %i', async (request, status, message) => {
     const { status: actual, body } = await postJson(uploadUrlHandler, '/model/upload-url', request);
     expect(actual).toBe(status);
