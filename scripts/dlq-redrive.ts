@@ -5,8 +5,9 @@
  *
  * Against AWS or an emulator, set PREDICTIONS_QUEUE_URL and PREDICTIONS_DLQ_URL (and
  * AWS_ENDPOINT_URL_SQS for an emulator). With neither set it works on the local stack of
- * `npm start`: the queues hubfolio-local-predictions[-dlq] on http://127.0.0.1:9324 (fauxqs), or on
- * AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL when the stack uses an external emulator. No database needed.
+ * `npm start`: the queues hubfolio-local-predictions[-dlq] on AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL
+ * when the stack uses an external emulator, else on the embedded fauxqs that the running `npm start`
+ * names in .local/stack.json. No database needed.
  */
 import { pathToFileURL } from 'node:url';
 import {
@@ -19,6 +20,7 @@ import {
 import { ATTRIBUTES } from '#telemetry/forwarder';
 import { sendMessages } from '#aws/sqs';
 import { S3RVER_CREDENTIALS } from './local/emulators.ts';
+import { readRunningStack } from './local/running.ts';
 
 export interface RedriveOptions {
   sqs: SQSClient;
@@ -114,8 +116,15 @@ async function queuesFromEnv(
       where: endpoint ?? `AWS ${region}`,
     };
   }
-  const localEndpoint = endpoint ?? 'http://127.0.0.1:9324';
-  // The embedded emulators accept any signature; the stack signs with the s3rver pair.
+  const running = endpoint ? undefined : readRunningStack();
+  const localEndpoint = endpoint ?? running?.sqs;
+  if (!localEndpoint) {
+    throw new Error(
+      'No queues to work on: `npm start` is not running here (it writes .local/stack.json), and neither ' +
+        'PREDICTIONS_QUEUE_URL and PREDICTIONS_DLQ_URL nor AWS_ENDPOINT_URL_SQS are set.',
+    );
+  }
+  // The embedded SQS accepts any signature; the stack signs with the s3rver pair.
   const credentials = env.AWS_ACCESS_KEY_ID
     ? undefined
     : { accessKeyId: S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID, secretAccessKey: S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY };
@@ -125,6 +134,7 @@ async function queuesFromEnv(
     maxAttempts: 1,
     ...(credentials ? { credentials } : {}),
   });
+  if (running) return { sqs, queueUrl: running.queueUrl, dlqUrl: running.dlqUrl, where: localEndpoint };
   const url = async (name: string) => {
     try {
       return (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl!;

@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { migrate } from '#shared/migrations';
 import { readLocalThingsBoardToken } from '../thingsboard/provision.ts';
 import { lambdaInvoker, s3NotificationEvent, startS3EventBridge, startSqsBridge } from './bridge.ts';
 import { S3RVER_CREDENTIALS, startPostgres, startS3, startSqs, type S3ObjectCreated } from './emulators.ts';
-import { freePort, waitForHttp } from './ports.ts';
+import { startOffline, waitUntilServing } from './offline.ts';
+import { ensurePortsFree, freePort, type StackPorts } from './ports.ts';
 import {
   ensureBucket,
   ensureIncomingNotifications,
@@ -23,21 +23,19 @@ const SERVICE_PREFIX = 'hubfolio-functions-dev-';
 /** Functions fed by the bridge, as serverless.yml wires them on AWS (absent ones are skipped). */
 const BRIDGED = { s3Incoming: 'modelIngest', sqsConsumer: 'telemetryForwarder', syncConsumer: 'modelSync' } as const;
 
-export interface LocalStackOptions {
+/** The API's port is 3000 by default; the others default to free ports chosen at start. */
+export interface LocalStackOptions extends StackPorts {
   /** The user's environment: AWS_ENDPOINT_URL*, DATABASE_URL, MLFLOW_TRACKING_URI, THINGSBOARD_URL replace embedded or absent parts. */
   env: NodeJS.ProcessEnv;
   /** Where the embedded S3 and PostgreSQL keep their data (`.local/` for npm start; a temp dir in tests). */
   dataDir: string;
   /** Keep the embedded PostgreSQL in memory. */
   ephemeral?: boolean;
-  port?: number;
-  lambdaPort?: number;
-  s3Port?: number;
-  sqsPort?: number;
-  pgPort?: number;
   log?: (message: string) => void;
-  /** Where serverless-offline's own output goes. */
+  /** Whether serverless-offline's own output is shown; hidden, its last lines still explain a failed start. */
   offlineOutput?: 'inherit' | 'ignore';
+  /** Aborting stops the start-up: what already runs is stopped, and the promise rejects. */
+  signal?: AbortSignal;
 }
 
 export interface LocalStack {
@@ -46,6 +44,8 @@ export interface LocalStack {
   queueUrl: string;
   dlqUrl: string;
   endpoints: AwsEndpoints;
+  /** Resolves if a part stops by itself while the stack runs, saying which. */
+  failure: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -66,7 +66,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     for (const stop of stops.reverse()) await stop().catch((error) => log(`stop: ${(error as Error).message}`));
     stops.length = 0;
   };
+  const step = () => options.signal?.throwIfAborted();
   try {
+    // A port another program holds fails the start at once, naming it, before anything runs.
+    await ensurePortsFree(options, env.HOST || '127.0.0.1');
+    const port = options.port ?? 3000;
     const region = env.AWS_REGION || 'us-east-1';
     const bucket = env.MODEL_BUCKET || 'hubfolio-local-models';
     const modelName = env.MODEL_NAME || 'hubfolio-model';
@@ -80,13 +84,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       endpoints = { s3: external, sqs: env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL || external, region };
       log(`AWS endpoint: ${external}`);
     } else {
+      step();
       const s3 = await startS3({
-        port: options.s3Port ?? 4569,
+        port: options.s3Port ?? 0,
         directory: resolve(options.dataDir, 's3'),
         onObjectCreated: (event) => notifyIncoming(event),
       });
       stops.push(s3.stop);
-      const sqs = await startSqs({ port: options.sqsPort ?? 9324 });
+      step();
+      const sqs = await startSqs({ port: options.sqsPort ?? 0 });
       stops.push(sqs.stop);
       endpoints = { s3: s3.url, sqs: sqs.url, region };
       credentials = S3RVER_CREDENTIALS;
@@ -95,24 +101,26 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     }
 
     let databaseUrl = env.DATABASE_URL;
+    step();
     if (!databaseUrl) {
       const pg = await startPostgres({
-        port: options.pgPort ?? 5433,
+        port: options.pgPort ?? 0,
         dataDir: options.ephemeral ? undefined : resolve(options.dataDir, 'pgdata'),
       });
       stops.push(pg.stop);
       databaseUrl = pg.url;
       log(`embedded PostgreSQL (PGlite) on ${pg.url}`);
     }
+    step();
     const applied = await migrate(databaseUrl, { log: () => {} });
     log(`migrations: ${applied.length ? applied.join(', ') : 'up to date'}`);
 
+    step();
     await ensureBucket(endpoints, bucket);
     const { queueUrl, dlqUrl, syncQueueUrl } = await ensureQueues(endpoints, 'hubfolio-local');
     if (await seedSampleModel(endpoints, bucket, modelName, SAMPLE_MODEL))
       log(`serving model: bundled sample (${modelName} v0)`);
 
-    const port = options.port ?? 3000;
     const lambdaPort = options.lambdaPort ?? (await freePort());
     // `npm run thingsboard:provision` writes the token to .local/thingsboard.env.
     const deviceToken = env.THINGSBOARD_DEVICE_TOKEN || readLocalThingsBoardToken();
@@ -131,28 +139,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       PORT: String(port),
       LAMBDA_PORT: String(lambdaPort),
     };
-    const offline: ChildProcess = spawn(
-      process.execPath,
-      [resolve(ROOT, 'node_modules/osls/bin/serverless.js'), 'offline', 'start'],
-      {
-        cwd: ROOT,
-        env: { ...env, ...stackEnv, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
-        stdio: ['ignore', options.offlineOutput ?? 'inherit', options.offlineOutput ?? 'inherit'],
-        detached: true,
-      },
-    );
-    let exited = false;
-    offline.on('exit', () => (exited = true));
-    stops.push(async () => {
-      if (exited) return;
-      const gone = new Promise((r) => offline.once('exit', r));
-      process.kill(-offline.pid!, 'SIGTERM');
-      const timer = setTimeout(() => !exited && process.kill(-offline.pid!, 'SIGKILL'), 5_000);
-      await gone;
-      clearTimeout(timer);
+    step();
+    const offline = startOffline({
+      root: ROOT,
+      env: { ...env, ...stackEnv, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
+      output: options.offlineOutput ?? 'inherit',
     });
+    stops.push(() => offline.stop());
+    log(`API (serverless-offline, pid ${offline.pid}) starting on port ${port}…`);
     const url = `http://127.0.0.1:${port}`;
-    await waitForHttp(`${url}/health`, 120_000, () => !exited);
+    await waitUntilServing(url, offline, { timeoutMs: 120_000, signal: options.signal });
 
     const invoke = lambdaInvoker(`http://127.0.0.1:${lambdaPort}`, SERVICE_PREFIX);
     if (functions.has(BRIDGED.s3Incoming) && !external) {
@@ -198,7 +194,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     };
     if (functions.has(BRIDGED.syncConsumer)) await bridgeQueue(BRIDGED.syncConsumer, syncQueueUrl, 1);
     if (functions.has(BRIDGED.sqsConsumer)) await bridgeQueue(BRIDGED.sqsConsumer, queueUrl, 50);
-    return { url, env: stackEnv, queueUrl, dlqUrl, endpoints, stop: stopAll };
+    step();
+    return { url, env: stackEnv, queueUrl, dlqUrl, endpoints, failure: offline.exited, stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;

@@ -1,0 +1,120 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it, vi } from 'vitest';
+import { ROOT } from '../../scripts/local/stack.ts';
+import { ensurePortsFree, freePort } from '../../scripts/local/ports.ts';
+
+// `npm start` as a user runs it (scripts/start.ts in a process of its own), held to what it says:
+// a port in use stops it at once, Ctrl-C during start-up leaves nothing running, and a part that
+// dies takes the rest down with a non-zero exit.
+
+interface Run {
+  child: ChildProcess;
+  output(): string;
+  exit: Promise<number | null>;
+  marker: string;
+  port: number;
+}
+
+const runs: Run[] = [];
+const cleanups: Array<() => void> = [];
+
+/** Every process still running with this run's marker in its environment (the marker is inherited). */
+function processesOf(marker: string): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'utf8').includes(`HUBFOLIO_START_TEST=${marker}`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+async function start(env: Record<string, string> = {}): Promise<Run> {
+  const marker = randomBytes(6).toString('hex');
+  const dataDir = mkdtempSync(join(tmpdir(), 'hubfolio-start-'));
+  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const base = { ...process.env };
+  // The test run's own emulators and queues: this stack starts its own.
+  for (const name of Object.keys(base)) {
+    if (/^(AWS_ENDPOINT_URL|MODEL_BUCKET|PREDICTIONS_|MODEL_SYNC_QUEUE_URL|TEST_)/.test(name)) delete base[name];
+  }
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+    cwd: ROOT,
+    env: { ...base, LOCAL_DATA_DIR: dataDir, PORT: String(port), HUBFOLIO_START_TEST: marker, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const run = { child, output: () => output, exit, marker, port };
+  runs.push(run);
+  return run;
+}
+
+const waitForOutput = (run: Run, text: string, timeout: number) =>
+  vi.waitFor(() => expect(run.output()).toContain(text), { timeout, interval: 100 });
+
+const exitWithin = (run: Run, ms: number) =>
+  Promise.race([
+    run.exit,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`npm start did not exit within ${ms} ms:\n${run.output()}`)), ms),
+    ),
+  ]);
+
+afterEach(() => {
+  // Whatever a failed test left running (by process id, nothing else), and its data.
+  for (const run of runs.splice(0)) {
+    for (const pid of processesOf(run.marker)) process.kill(pid, 'SIGKILL');
+  }
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+it('stops at once when its port is taken, naming the port and what to set', { timeout: 60_000 }, async () => {
+  const holder: Server = createServer();
+  const port = await freePort();
+  await new Promise<void>((resolve) => holder.listen(port, '127.0.0.1', resolve));
+  try {
+    const run = await start({ PORT: String(port) });
+    expect(await exitWithin(run, 30_000)).not.toBe(0);
+    expect(run.output()).toContain(`port ${port} (PORT) is in use`);
+    expect(run.output()).toMatch(/set PORT to a free port, e\.g\. PORT=\d+ npm start/);
+    expect(run.output()).not.toContain('embedded S3');
+  } finally {
+    holder.close();
+  }
+});
+
+it('leaves no process and no port behind after Ctrl-C during start-up', { timeout: 150_000 }, async () => {
+  const run = await start();
+  // The moment with the most to undo: the emulators run and the API process was just started.
+  await waitForOutput(run, 'starting on port', 120_000);
+  run.child.kill('SIGINT');
+  expect(await exitWithin(run, 20_000)).toBe(130);
+  // Anything left would still be shutting down or would bind the API port late.
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  expect(processesOf(run.marker)).toEqual([]);
+  await expect(ensurePortsFree({ port: run.port })).resolves.toBeUndefined();
+});
+
+it('stops everything and exits non-zero, saying which part, when the API process dies', {
+  timeout: 240_000,
+}, async () => {
+  const run = await start();
+  await waitForOutput(run, '[hubfolio] ready:', 200_000);
+  const pid = Number(/serverless-offline, pid (\d+)/.exec(run.output())![1]);
+  process.kill(pid, 'SIGKILL');
+  expect(await exitWithin(run, 20_000)).toBe(1);
+  expect(run.output()).toContain('serverless-offline (the API) exited on SIGKILL; stopping the rest');
+  expect(processesOf(run.marker)).toEqual([]);
+});
