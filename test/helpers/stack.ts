@@ -10,8 +10,9 @@ import { startLocalStack, type LocalStack } from '../../scripts/local/stack.ts';
  */
 export async function startTestStack(env: NodeJS.ProcessEnv = {}): Promise<LocalStack> {
   const dataDir = mkdtempSync(join(tmpdir(), 'hubfolio-e2e-'));
-  const stackEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-  // What the test setup points at this file's own bucket and queues belongs to the stack here.
+  const stackEnv: NodeJS.ProcessEnv = { ...process.env };
+  // What the test setup points at this file's own bucket and queues belongs to the stack here
+  // (unless `env` names them: a stack on other endpoints, as a user's AWS_ENDPOINT_URL would).
   for (const name of [
     'AWS_ENDPOINT_URL',
     'AWS_ENDPOINT_URL_S3',
@@ -23,13 +24,12 @@ export async function startTestStack(env: NodeJS.ProcessEnv = {}): Promise<Local
   ]) {
     delete stackEnv[name];
   }
+  Object.assign(stackEnv, env);
   const stack = await startLocalStack({
     env: stackEnv,
     dataDir,
     ephemeral: true,
     port: await freePort(),
-    s3Port: await freePort(),
-    sqsPort: await freePort(),
     offlineOutput: 'ignore',
   }).catch((error: unknown) => {
     rmSync(dataDir, { recursive: true, force: true });
