@@ -21,6 +21,17 @@ import { SEED_EXAMPLE as SEED } from '../test/helpers/fixtures.ts';
 import { httpEvent, lambdaContext } from '../test/helpers/lambda.ts';
 import { benchForwarder, type ForwarderBenchResult } from './forwarder.ts';
 import { measure, measureAlternating, round } from './stats.ts';
+import { parseScriptArgs } from '../scripts/usage.ts';
+
+parseScriptArgs({
+  command: 'npm run bench',
+  description:
+    'The benchmark of the prediction path (in-process handler, cold start, serverless-offline over HTTP, telemetry\n' +
+    'forwarder) against a real PostgreSQL and the S3/SQS emulators; writes bench/RESULTS.md. Takes several minutes.',
+  environment: {
+    DATABASE_URL: 'a PostgreSQL server on which the benchmark creates, and then drops, a database of its own',
+  },
+});
 
 const execFileAsync = promisify(execFile);
 const log = (message: string) => console.log(`[bench] ${message}`);

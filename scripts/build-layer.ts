@@ -7,6 +7,14 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
+import { parseScriptArgs } from './usage.ts';
+
+parseScriptArgs({
+  command: 'npm run build:layer',
+  description:
+    'Builds the onnxruntime-node Lambda layer in layers/onnxruntime/nodejs/node_modules: the JS API and the\n' +
+    'linux-x64 binaries only. `npm run deploy` runs it first.',
+});
 
 const ROOT = resolve(import.meta.dirname, '..');
 const target = resolve(ROOT, 'layers/onnxruntime/nodejs/node_modules');

@@ -29,6 +29,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FEATURES, type FeatureName } from '#prediction/features';
 import { buildLinearRegressor } from './onnx-builder';
+import { parseScriptArgs } from './usage.ts';
 
 export const SAMPLE_MODEL_COEFFICIENTS: Readonly<Record<FeatureName, number>> = {
   projetos_min: 4.0,
@@ -56,6 +57,10 @@ export function buildSampleModel(): Uint8Array {
 
 // Only write when run as a script: the tests import buildSampleModel to compare it with the committed file.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  parseScriptArgs({
+    command: 'npm run build:sample-model',
+    description: `Writes ${SAMPLE_MODEL_PATH}, the linear model served before any upload, from the coefficients in scripts/build-sample-model.ts.`,
+  });
   const target = resolve(dirname(fileURLToPath(import.meta.url)), '..', SAMPLE_MODEL_PATH);
   mkdirSync(dirname(target), { recursive: true });
   const bytes = buildSampleModel();

@@ -21,6 +21,7 @@ import { ATTRIBUTES } from '#telemetry/forwarder';
 import { sendMessages } from '#aws/sqs';
 import { S3RVER_CREDENTIALS } from './local/emulators.ts';
 import { readRunningStack } from './local/running.ts';
+import { parseScriptArgs } from './usage.ts';
 
 export interface RedriveOptions {
   sqs: SQSClient;
@@ -154,6 +155,17 @@ async function queuesFromEnv(
 }
 
 async function main(): Promise<void> {
+  parseScriptArgs({
+    command: 'npm run dlq:redrive',
+    description:
+      'Moves every message of the predictions dead-letter queue back to the predictions queue, with a fresh retry\n' +
+      'count, once the cause is fixed, and says how many it moved. Without queue URLs it works on the running `npm start`.',
+    environment: {
+      'PREDICTIONS_QUEUE_URL, PREDICTIONS_DLQ_URL': 'the queues (both, or neither for the local stack)',
+      AWS_ENDPOINT_URL_SQS: 'an SQS emulator (LocalStack) instead of AWS',
+      LOCAL_DATA_DIR: 'where the running `npm start` says what it runs (.local)',
+    },
+  });
   // Lambda runs Node 22; the SDK's notice about this machine's Node 20 would bury the one line that matters.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { sqs, queueUrl, dlqUrl, where } = await queuesFromEnv(process.env);

@@ -6,6 +6,22 @@
 import type { LocalStack } from './local/stack.ts';
 import { forgetRunningStack, localDataDir, rememberRunningStack } from './local/running.ts';
 import { ensurePortsFree, type StackPorts } from './local/ports.ts';
+import { parseScriptArgs } from './usage.ts';
+
+parseScriptArgs({
+  command: 'npm start',
+  description:
+    'Runs the whole suite locally: the API on http://127.0.0.1:$PORT with embedded S3, SQS and PostgreSQL (unless\n' +
+    'the variables below name real ones), the sample model and the S3/SQS event bridge. Ctrl-C stops everything.',
+  environment: {
+    PORT: 'the API port (3000)',
+    'S3_PORT, SQS_PORT, PGLITE_PORT': "the embedded services' ports (free ones)",
+    LAMBDA_PORT: "serverless-offline's Lambda invoke port (a free one)",
+    LOCAL_DATA_DIR: 'where the embedded services keep their data (.local)',
+    'DATABASE_URL, AWS_ENDPOINT_URL': 'a real PostgreSQL, S3 and SQS instead of the embedded ones',
+    'MLFLOW_TRACKING_URI, THINGSBOARD_URL': 'MLflow and ThingsBoard (none by default); see README, Configuration',
+  },
+});
 
 const log = (message: string) => console.log(`[hubfolio] ${message}`);
 const fail = (message: string) => console.error(`[hubfolio] ${message}`);

@@ -1,9 +1,9 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { THINGSBOARD_DEVICE_NAME } from '#clients/thingsboard/client';
 import { CLASS_INDICATOR_KEYS } from '#telemetry/points';
+import { parseScriptArgs } from '../usage.ts';
 
 /**
  * The "HubFólio Analytics" dashboard (../shared/contracts/thingsboard.md §3). Widget and alias ids
@@ -230,7 +230,13 @@ export function dashboardFileContent(tbVersion: ThingsBoardVersion): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { check: { type: 'boolean', default: false } } });
+  const values = parseScriptArgs({
+    command: 'npm run thingsboard:dashboard-json',
+    description:
+      'Writes the hand-importable dashboards (dashboards/hubfolio-analytics.json and -tb3.6.json) from the code that\n' +
+      'provisioning uses, so that the two never differ.',
+    options: { check: { type: 'boolean', description: 'write nothing; exit 1 if a committed file is out of date' } },
+  });
   let stale = false;
   for (const [version, file] of Object.entries(DASHBOARD_FILES) as Array<[ThingsBoardVersion, string]>) {
     const content = dashboardFileContent(version);

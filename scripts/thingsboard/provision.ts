@@ -2,10 +2,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { isDeepStrictEqual } from 'node:util';
 import { THINGSBOARD_DEVICE_NAME } from '#clients/thingsboard/client';
 import { ThingsBoardAdmin } from './admin';
 import { DASHBOARD_TITLE, buildDashboard, parseThingsBoardVersion, type ThingsBoardVersion } from './dashboard';
+import { parseScriptArgs } from '../usage.ts';
 
 /**
  * `npm run thingsboard:provision [-- --tb-version 3.6]`: finds or creates the device
@@ -112,7 +113,24 @@ export function readLocalThingsBoardToken(file: string = LOCAL_THINGSBOARD_ENV):
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { 'tb-version': { type: 'string' } } });
+  const values = parseScriptArgs({
+    command: 'npm run thingsboard:provision',
+    description:
+      'Finds or creates the ThingsBoard device "HubFólio Predictions" and the dashboard "HubFólio Analytics", prints\n' +
+      'the device token and writes it to .local/thingsboard.env, where `npm start` reads it. Running it again changes nothing.',
+    options: {
+      'tb-version': {
+        type: 'string',
+        valueName: 'VERSION',
+        description: 'the ThingsBoard version: 3.6 or 3.7+ (default)',
+      },
+    },
+    environment: {
+      THINGSBOARD_URL: 'ThingsBoard (http://localhost:8080)',
+      'THINGSBOARD_USERNAME, THINGSBOARD_PASSWORD': 'the tenant account (tenant@thingsboard.org / tenant)',
+      THINGSBOARD_VERSION: 'as --tb-version',
+    },
+  });
   const env = (name: string, fallback: string) => process.env[name] || fallback;
   await provision({
     url: env('THINGSBOARD_URL', 'http://localhost:8080'),
