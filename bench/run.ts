@@ -29,21 +29,30 @@ parseScriptArgs({
     'The benchmark of the prediction path (in-process handler, cold start, serverless-offline over HTTP, telemetry\n' +
     'forwarder) against a real PostgreSQL and the S3/SQS emulators; writes bench/RESULTS.md. Takes several minutes.',
   environment: {
-    DATABASE_URL: 'a PostgreSQL server on which the benchmark creates, and then drops, a database of its own',
+    DATABASE_URL:
+      'a PostgreSQL server on which the benchmark creates, and then drops, a database of its own (required)',
   },
 });
+// Said before anything starts: the figures mean something only against a real server, not PGlite.
+const server = process.env.DATABASE_URL;
+if (!server) {
+  console.error(
+    'npm run bench needs DATABASE_URL: a real PostgreSQL server it may create and drop a database on, e.g.\n' +
+      '  DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench',
+  );
+  process.exit(2);
+}
 
 const execFileAsync = promisify(execFile);
 const log = (message: string) => console.log(`[bench] ${message}`);
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
 
-async function benchDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const server = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+async function benchDatabase(server: string): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `hubfolio_bench_${process.pid}`;
   const admin = new pg.Client({ connectionString: server });
   await admin.connect().catch((error: Error) => {
-    throw new Error(`the benchmark needs a real PostgreSQL (DATABASE_URL or 127.0.0.1:5432): ${error.message}`);
+    throw new Error(`the benchmark cannot reach the PostgreSQL of DATABASE_URL: ${error.message}`);
   });
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
@@ -116,7 +125,7 @@ async function autocannon(url: string, connections: number, seconds: number, bod
 }
 
 const work = mkdtempSync(join(tmpdir(), 'hubfolio-bench-'));
-const db = await benchDatabase();
+const db = await benchDatabase(server);
 const emulators = spawn(
   process.execPath,
   [

@@ -88,3 +88,12 @@ it.each(scripts.filter((name) => !CHECK_CHAINS.has(name)))(
     expect(snapshot()).toBe(before);
   },
 );
+
+it('npm run bench says it needs DATABASE_URL before it starts', { timeout: 60_000 }, async () => {
+  const { DATABASE_URL: _, ...withoutDatabase } = environment();
+  const failure = await run('npm', ['run', '--silent', 'bench'], { cwd: ROOT, env: withoutDatabase }).catch(
+    (error: { code: number; stderr: string }) => error,
+  );
+  expect(failure).toMatchObject({ code: 2, stderr: expect.stringMatching(/npm run bench needs DATABASE_URL/) });
+  expect(connections).toBe(0);
+});
