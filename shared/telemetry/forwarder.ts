@@ -154,6 +154,8 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
     retryBaseSeconds: options.retryBaseSeconds ?? config().TELEMETRY_RETRY_BASE_SECONDS,
     batchDeadlineMs: options.batchDeadlineMs ?? BATCH_DEADLINE_MS,
   };
+  /** Configuration problems this forwarder (the container's) has already reported. */
+  const reportedConfiguration = new Set<string>();
 
   /** ThingsBoard's answer for the batch, or "all transient" when it does not finish in time. */
   async function deliver(points: TelemetryPoint[]): Promise<DeliveryReport> {
@@ -296,8 +298,12 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
       // Waiting for an operator is not a failed delivery: the counter stays, and the copies wait the
       // longest delay so that an unconfigured stack costs one send per message a minute, not more.
       const delaySeconds = o.retryBaseSeconds * MAX_DELAY_FACTOR;
-      logger.error('ThingsBoard is not configured correctly: predictions wait on the queue until it is', {
-        reason: report.configuration.reason,
+      // Said once per container and reason (a warning: nothing failed), not at every batch each minute.
+      const { reason } = report.configuration;
+      const log = reportedConfiguration.has(reason) ? logger.debug : logger.warn;
+      reportedConfiguration.add(reason);
+      log.call(logger, 'ThingsBoard is not configured correctly: predictions wait on the queue until it is', {
+        reason,
         waiting: report.configuration.points.length,
         retryInSeconds: delaySeconds,
       });

@@ -367,7 +367,7 @@ describe('telemetry forwarder', () => {
   it('keeps predictions on the queue while ThingsBoard is not configured and delivers them once it is', {
     timeout: 60_000,
   }, async () => {
-    const errors = vi.spyOn(logger, 'error');
+    const warnings = vi.spyOn(logger, 'warn');
     const { token: own, forward: configured } = ownDevice();
     let forward: ForwardBatch = createForwarder({
       telemetry: createThingsBoardClient({ url: undefined, deviceToken: undefined }),
@@ -377,13 +377,13 @@ describe('telemetry forwarder', () => {
 
     await vi.waitFor(
       () =>
-        expect(errors).toHaveBeenCalledWith(
+        expect(warnings).toHaveBeenCalledWith(
           expect.stringContaining('not configured'),
           expect.objectContaining({ waiting: 5 }),
         ),
       { timeout: 10_000 },
     );
-    expect(errors.mock.calls.find(([msg]) => String(msg).includes('not configured'))![1]).toMatchObject({
+    expect(warnings.mock.calls.find(([msg]) => String(msg).includes('not configured'))![1]).toMatchObject({
       reason: expect.stringContaining('THINGSBOARD_URL is not set'),
     });
     expect(await depth()).toMatchObject({ delayed: 5 }); // waiting on the queue, not dropped
@@ -401,16 +401,16 @@ describe('telemetry forwarder', () => {
     expect(await total(DLQ_URL)).toBe(0);
   });
 
-  it('reports a wrong device token as a configuration error that says how to fix it, and keeps the predictions', async () => {
+  it('reports a wrong device token once, saying how to fix it, and keeps the predictions', async () => {
+    const warnings = vi.spyOn(logger, 'warn');
     const errors = vi.spyOn(logger, 'error');
     const rows = await queuePredictions(3);
 
-    const result = await createForwarder({ telemetry: client({ deviceToken: 'not-the-token' }) })(
-      await receiveBatch(3),
-    );
+    const forward = createForwarder({ telemetry: client({ deviceToken: 'not-the-token' }) });
+    const result = await forward(await receiveBatch(3));
 
     expect(result).toEqual({ batchItemFailures: [] });
-    expect(errors).toHaveBeenCalledWith(
+    expect(warnings).toHaveBeenCalledWith(
       'ThingsBoard is not configured correctly: predictions wait on the queue until it is',
       expect.objectContaining({
         waiting: 3,
@@ -422,6 +422,13 @@ describe('telemetry forwarder', () => {
     expect(await depth()).toMatchObject({ delayed: 3 });
     expect(await total(DLQ_URL)).toBe(0);
     expect((await deliveredAt(rows)).every((r) => r.delivered_at === null)).toBe(true);
+
+    // The next batches (a minute later each, until someone fixes it) say nothing new: no warning, no error.
+    warnings.mockClear();
+    await queuePredictions(2);
+    await forward(await receiveBatch(2));
+    expect(warnings).not.toHaveBeenCalledWith(expect.stringMatching(/not configured/), expect.anything());
+    expect(errors).not.toHaveBeenCalled();
   });
 
   it('retries a transient failure with a growing delay and parks a message ThingsBoard failed for over an hour', async () => {
