@@ -9,7 +9,15 @@ import { HttpError } from '#http/errors';
 import { logger } from '#shared/log';
 
 export type HttpEvent = APIGatewayProxyEventV2;
-export type HttpResult = { statusCode: number; body: unknown; headers?: Record<string, string> };
+/** What a route answers: a value sent as JSON, or (`raw`) content of its own type, such as the pages of /docs. */
+export type HttpResult = { statusCode: number; body: unknown; headers?: Record<string, string> } | RawResult;
+/** A Buffer travels base64-encoded, as API Gateway requires for bytes; a string is sent as it is. */
+export type RawResult = {
+  statusCode: number;
+  raw: string | Buffer;
+  contentType: string;
+  headers?: Record<string, string>;
+};
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
 
@@ -19,6 +27,16 @@ function jsonResponse(
   headers: Record<string, string> = {},
 ): APIGatewayProxyResultV2 {
   return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
+}
+
+function rawResponse({ statusCode, raw, contentType, headers }: RawResult): APIGatewayProxyResultV2 {
+  const binary = Buffer.isBuffer(raw);
+  return {
+    statusCode,
+    headers: { 'content-type': contentType, ...headers },
+    body: binary ? raw.toString('base64') : raw,
+    isBase64Encoded: binary,
+  };
 }
 
 /**
@@ -44,7 +62,7 @@ const httpErrors = (): middy.MiddlewareObj<HttpEvent, APIGatewayProxyResultV2> =
 
 /**
  * Builds an HTTP Lambda handler: Powertools logging context, the one error mapping, the route's body
- * parsers (e.g. multipart) and a JSON response from what `fn` returns. Handlers stay adapters: parse, call shared code, shape the answer.
+ * parsers (e.g. multipart) and a JSON response from what `fn` returns (or its raw content). Handlers stay adapters: parse, call shared code, shape the answer.
  */
 export function httpHandler(
   fn: (event: HttpEvent, context: Context) => Promise<HttpResult>,
@@ -56,6 +74,6 @@ export function httpHandler(
     .use(bodyParsers)
     .handler(async (event, context) => {
       const result = await fn(event, context);
-      return jsonResponse(result.statusCode, result.body, result.headers);
+      return 'raw' in result ? rawResponse(result) : jsonResponse(result.statusCode, result.body, result.headers);
     });
 }
