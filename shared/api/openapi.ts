@@ -33,6 +33,13 @@ import {
 
 type Json = Record<string, unknown>;
 
+/**
+ * Routes serverless.yml serves that the document leaves out on purpose: the pages that show the
+ * document (Swagger UI at /docs, its files, and / pointing there) are its viewer, not operations of
+ * the API; listed, they would clutter Swagger UI with routes that answer HTML.
+ */
+export const UNDOCUMENTED_ROUTES = ['GET /', 'GET /docs', 'GET /docs/{asset}'];
+
 /** A schema as JSON Schema 2020-12, which OpenAPI 3.1 embeds as is. */
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
   // Transforms (form text to numbers, stage names to their case) are described by their input.
