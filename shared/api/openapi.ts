@@ -60,8 +60,25 @@ export const RESPONSE_SCHEMAS = {
   Error: errorResponseSchema,
 };
 
+/**
+ * The request Swagger UI's "Try it out" starts from (the README's example). Generated from the
+ * schema instead, it would be every field at its maximum.
+ */
+export const PREDICT_EXAMPLE = {
+  user_id: 1,
+  portfolio_id: 42,
+  projetos_min: 3,
+  habilidades_min: 10,
+  kw_contexto: 4,
+  kw_processo: 3,
+  kw_resultado: 4,
+  consistencia_visual_score: 80,
+  bio: true,
+  contatos: true,
+};
+
 const COMPONENTS = {
-  PredictRequest: jsonSchema(predictRequestSchema, 'input'),
+  PredictRequest: { ...jsonSchema(predictRequestSchema, 'input'), examples: [PREDICT_EXAMPLE] },
   ...(Object.fromEntries(
     Object.entries(RESPONSE_SCHEMAS).map(([name, schema]) => [name, jsonSchema(schema, 'output')]),
   ) as Record<keyof typeof RESPONSE_SCHEMAS, Json>),
@@ -78,6 +95,29 @@ const errors = (clientErrors: string) => ({
 const jsonBody = (schema: Json) => ({ required: true, ...json(schema) });
 /** Routes that change what serves take SigV4-signed requests (serverless.yml: authorizer aws_iam). */
 const IAM = { security: [{ awsSigV4: [] }] };
+
+/**
+ * What Swagger UI fills the upload form with. It sends every field it fills, and a field without an
+ * example gets the word "string", which the form's rules refuse: these values make "Try it out" work
+ * as it comes (the README's upload example).
+ */
+const UPLOAD_FORM_EXAMPLES: Record<string, string> = {
+  model_name: 'hubfolio-model',
+  r2_score: '0.85',
+  rmse: '12.5',
+  mae: '9.2',
+  register_in_mlflow: 'true',
+  export_to_s3: 'true',
+  promote: 'true',
+};
+
+const withExamples = (properties: Record<string, Json>, examples: Record<string, string>) =>
+  Object.fromEntries(
+    Object.entries(properties).map(([name, schema]) => [
+      name,
+      name in examples ? { ...schema, examples: [examples[name]] } : schema,
+    ]),
+  );
 
 export function openApiDocument(): Json {
   const formFields = jsonSchema(uploadFieldsSchema, 'input');
@@ -104,7 +144,10 @@ export function openApiDocument(): Json {
       '/predict/batch': {
         post: {
           summary: `Up to ${MAX_BATCH_ITEMS} predictions in one request`,
-          requestBody: jsonBody(jsonSchema(predictBatchRequestSchema, 'input')),
+          requestBody: jsonBody({
+            ...jsonSchema(predictBatchRequestSchema, 'input'),
+            examples: [{ items: [PREDICT_EXAMPLE] }],
+          }),
           responses: {
             '200': answer('One result per item, in order', 'PredictBatchResponse'),
             ...errors('Invalid body (400) or too large (413)'),
@@ -136,7 +179,7 @@ export function openApiDocument(): Json {
                       contentMediaType: 'application/octet-stream',
                       description: `The .onnx file, at most ${MAX_UPLOAD_BYTES} bytes (larger: /model/upload-url)`,
                     },
-                    ...(formFields.properties as Json),
+                    ...withExamples(formFields.properties as Record<string, Json>, UPLOAD_FORM_EXAMPLES),
                   },
                   required: ['file'],
                 },
