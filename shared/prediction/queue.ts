@@ -1,7 +1,7 @@
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { awsClientOptions } from '#aws/options';
 import { config } from '#shared/config';
-import { PREDICTION_MESSAGE_VERSION, type PredictionMessage } from '#prediction/message';
+import { MESSAGE_VERSIONS, type PredictionMessage } from '#prediction/message';
 import type { PredictionRow } from '#prediction/store';
 import { sendMessages, type BatchSendOutcome } from '#aws/sqs';
 
@@ -15,7 +15,7 @@ export function sqs(): SQSClient {
 
 export function toMessage(row: PredictionRow): PredictionMessage {
   return {
-    version: PREDICTION_MESSAGE_VERSION,
+    version: MESSAGE_VERSIONS.single,
     prediction_id: row.id,
     ts: row.ts,
     created_at: row.created_at,

@@ -16,9 +16,10 @@ import { createForwarder, type ForwardBatch } from '#telemetry/forwarder';
 import { logger } from '#shared/log';
 import { CLASSIFICATIONS } from '#prediction/features';
 import { insertPredictions, type PredictionRow } from '#prediction/store';
-import { sendPredictions, toMessage } from '#prediction/queue';
+import { toMessage } from '#prediction/queue';
+import { MESSAGE_VERSIONS } from '#prediction/message';
 import { sendMessages } from '#aws/sqs';
-import { createThingsBoardClient, type ThingsBoardClient } from '#clients/thingsboard/client';
+import { createThingsBoardClient, type DeliveryReport, type ThingsBoardClient } from '#clients/thingsboard/client';
 import { redriveDlq } from '../../scripts/dlq-redrive.ts';
 import { startSqsBridge, toLambdaRecord } from '../../scripts/local/bridge.ts';
 import { ROOT } from '../../scripts/local/stack.ts';
@@ -99,20 +100,27 @@ async function storePredictions(n: number, overrides: Partial<PredictionRow['inp
   );
 }
 
-/** Stores predictions and queues them as /predict does. */
-async function queuePredictions(n: number): Promise<PredictionRow[]> {
-  const rows = await storePredictions(n);
-  const { failed } = await sendPredictions(rows);
-  expect(failed).toEqual([]);
-  return rows;
-}
-
 const queueBodies = (bodies: string[], attributes?: Record<string, MessageAttributeValue>, queueUrl = QUEUE_URL) =>
   sendMessages(
     sqs,
     queueUrl,
     bodies.map((body, i) => ({ id: String(i), body, attributes })),
   );
+
+/** Stores predictions and queues them as /predict does: one single message each. */
+async function queuePredictions(n: number): Promise<PredictionRow[]> {
+  const rows = await storePredictions(n);
+  const { failed } = await queueBodies(rows.map((row) => JSON.stringify(toMessage(row))));
+  expect(failed).toEqual([]);
+  return rows;
+}
+
+/** A queued prediction without its message version: an envelope entry. */
+const entryOf = (row: PredictionRow) => {
+  const { version: _, ...entry } = toMessage(row);
+  return entry;
+};
+const envelope = (entries: unknown[]) => JSON.stringify({ version: MESSAGE_VERSIONS.envelope, predictions: entries });
 
 /** Receives `n` messages as one Lambda batch (hidden for a minute, like the event source's receive). */
 async function receiveBatch(n: number): Promise<SQSRecord[]> {
@@ -262,7 +270,7 @@ describe('telemetry forwarder', () => {
     const [poisonRow, ...good] = rows as [PredictionRow, ...PredictionRow[]];
     // 1e20 passes the message schema but ThingsBoard's parser refuses it (500 with a body).
     const poison = JSON.stringify({ ...toMessage(poisonRow), predicted_iq: 1e20 });
-    const unknownVersion = JSON.stringify({ ...toMessage(good[0]!), version: 2 });
+    const unknownVersion = JSON.stringify({ ...toMessage(good[0]!), version: 3 });
     await queueBodies([
       ...good.slice(1).map((r) => JSON.stringify(toMessage(r))),
       poison,
@@ -284,7 +292,7 @@ describe('telemetry forwarder', () => {
     });
     expect(parked.get('{"version":1,')!['reason']!.StringValue).toContain('not JSON');
     expect(parked.get(unknownVersion)!['reason']!.StringValue).toBe(
-      'message version 2 is not one this consumer reads (version 1)',
+      'message version 3 is not one this consumer reads (versions 1 and 2)',
     );
     expect(await depth()).toMatchObject({ delayed: 0 }); // nothing was queued for a retry
     const [poisonState] = await deliveredAt([poisonRow]);
@@ -467,6 +475,102 @@ describe('telemetry forwarder', () => {
       retried.push(...Messages);
     }
     expect(retried.map((m) => m.MessageAttributes?.['attempt']?.StringValue)).toEqual(['1', '1']);
+  });
+});
+
+describe('telemetry forwarder, envelopes (a batch in one message)', () => {
+  it('delivers the rest of an envelope and parks each bad prediction alone, as a single message with its reason', async () => {
+    const rows = await storePredictions(10);
+    const [poisonRow, malformedRow, ...good] = rows as [PredictionRow, PredictionRow, ...PredictionRow[]];
+    // 1e20 passes the message schema but ThingsBoard's parser refuses it; 'Ótimo' is no classification.
+    const poison = { ...entryOf(poisonRow), predicted_iq: 1e20 };
+    const malformed = { ...entryOf(malformedRow), classification: 'Ótimo' };
+    await queueBodies([envelope([...good.slice(0, 4).map(entryOf), poison, malformed, ...good.slice(4).map(entryOf)])]);
+
+    const result = await invokeHandler(await receiveBatch(1));
+
+    expect(result).toEqual({ batchItemFailures: [] });
+    const delivered = deliveredPoints();
+    for (const row of good) expect(delivered.get(row.id)).toBe(row.ts);
+    expect(delivered.has(poisonRow.id)).toBe(false);
+    const parked = new Map((await dlqMessages()).map((m) => [JSON.parse(m.Body!).prediction_id, m]));
+    expect([...parked.keys()].sort()).toEqual([poisonRow.id, malformedRow.id].sort());
+    expect(JSON.parse(parked.get(poisonRow.id)!.Body!)).toEqual({ version: 1, ...poison });
+    expect(parked.get(poisonRow.id)!.MessageAttributes).toMatchObject({
+      reason: { StringValue: expect.stringContaining('Big integer values are not supported') },
+      prediction_id: { StringValue: poisonRow.id },
+    });
+    expect(JSON.parse(parked.get(malformedRow.id)!.Body!)).toEqual({ version: 1, ...malformed });
+    expect(parked.get(malformedRow.id)!.MessageAttributes).toMatchObject({
+      reason: { StringValue: expect.stringMatching(/^not a prediction message \(entry 6 of 10 of an envelope\)/) },
+      prediction_id: { StringValue: malformedRow.id },
+    });
+    expect(await depth()).toMatchObject({ delayed: 0 }); // nothing was queued for a retry
+    const states = new Map((await deliveredAt(rows)).map((r) => [r.id, r]));
+    expect(good.every((row) => states.get(row.id)!.delivered_at instanceof Date)).toBe(true);
+    expect(states.get(poisonRow.id)!.delivered_at).toBeNull();
+  });
+
+  it('re-queues only the predictions ThingsBoard did not take, together, with the retry counter and the attributes', async () => {
+    const rows = await storePredictions(5);
+    await queueBodies([envelope(rows.map(entryOf))], { trace: { DataType: 'String', StringValue: 'kept' } });
+    // ThingsBoard takes three points, then fails transiently (as after a rate limit mid-batch).
+    const partly = {
+      deliverPoints: async (points) =>
+        ({ delivered: points.slice(0, 3), transient: points.slice(3), permanent: [], requests: 2 }) as DeliveryReport,
+    } as ThingsBoardClient;
+
+    const result = await createForwarder({ telemetry: partly })(await receiveBatch(1));
+
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(await depth()).toMatchObject({ delayed: 1 });
+    const retried: Message[] = [];
+    for (const deadline = Date.now() + 5_000; retried.length < 1 && Date.now() < deadline; ) {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: QUEUE_URL, WaitTimeSeconds: 1, MessageAttributeNames: ['All'] }),
+      );
+      retried.push(...Messages);
+    }
+    expect(retried).toHaveLength(1);
+    expect(JSON.parse(retried[0]!.Body!)).toEqual({ version: 2, predictions: rows.slice(3).map(entryOf) });
+    expect(retried[0]!.MessageAttributes).toMatchObject({
+      attempt: { StringValue: '1' },
+      trace: { StringValue: 'kept' },
+    });
+    const states = new Map((await deliveredAt(rows)).map((r) => [r.id, r.delivered_at]));
+    expect(rows.map((row) => states.get(row.id) instanceof Date)).toEqual([true, true, true, false, false]);
+  });
+
+  it('parks an envelope ThingsBoard failed for over an hour as one message, which dlq:redrive brings back to be delivered', async () => {
+    const rows = await storePredictions(3);
+    await queueBodies([envelope(rows.map(entryOf))], { attempt: { DataType: 'Number', StringValue: '63' } });
+    tb.outage = true;
+
+    expect(await createForwarder({ telemetry: client(), retryBaseSeconds: 5 })(await receiveBatch(1))).toEqual({
+      batchItemFailures: [],
+    });
+
+    // Looked at, and left visible for the redrive.
+    const { Messages: parked = [] } = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: DLQ_URL,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+        VisibilityTimeout: 0,
+        MessageAttributeNames: ['All'],
+      }),
+    );
+    expect(parked).toHaveLength(1);
+    expect(JSON.parse(parked[0]!.Body!)).toEqual({ version: 2, predictions: rows.map(entryOf) });
+    expect(parked[0]!.MessageAttributes?.['reason']?.StringValue).toBe(
+      'ThingsBoard unreachable for over an hour (64 attempts)',
+    );
+    tb.outage = false;
+
+    expect(await redriveDlq({ sqs, dlqUrl: DLQ_URL, queueUrl: QUEUE_URL })).toEqual({ moved: 1, failed: 0 });
+    const { token: own, forward } = ownDevice();
+    expect(await forward(await receiveBatch(1))).toEqual({ batchItemFailures: [] });
+    expectExactlyOnce(rows, own);
   });
 });
 
