@@ -1,5 +1,6 @@
 import { ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import pg from 'pg';
+import { MESSAGE_VERSIONS, type Prediction } from '#prediction/message';
 import { SAMPLE_MODEL } from '../../scripts/local/stack.ts';
 import { seedSampleModel, sqsClient } from '../../scripts/local/resources.ts';
 
@@ -59,4 +60,12 @@ export async function drainQueue(queueUrl = process.env.PREDICTIONS_QUEUE_URL!, 
     if (Messages.length === 0) return all;
     all.push(...Messages);
   }
+}
+
+/** The predictions queued messages hold: a single message is one, an envelope several (shared/prediction/message.ts). */
+export function queuedPredictions(messages: Message[]): Prediction[] {
+  return messages.flatMap((message) => {
+    const body = JSON.parse(message.Body!);
+    return body.version === MESSAGE_VERSIONS.envelope ? body.predictions : [body];
+  });
 }

@@ -1,8 +1,10 @@
+import { SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { handler as predictHandler } from '../../functions/predict/handler.ts';
 import { handler as batchHandler } from '../../functions/predict-batch/handler.ts';
-import { predictionMessageSchema } from '#prediction/message';
-import { drainQueue, query, SEED_EXAMPLE, useSampleModel } from '../helpers/fixtures.ts';
+import { MESSAGE_VERSIONS, predictionMessageSchema } from '#prediction/message';
+import { sqs } from '#prediction/queue';
+import { drainQueue, query, queuedPredictions, SEED_EXAMPLE, useSampleModel } from '../helpers/fixtures.ts';
 import { httpEvent, invokeHttp, postJson } from '../helpers/lambda.ts';
 
 const rowsFor = (userId: number) => query('SELECT * FROM predictions WHERE user_id = $1 ORDER BY ts', [userId]);
@@ -98,15 +100,34 @@ describe('POST /predict/batch', () => {
     const rows = await rowsFor(2001);
     expect(rows.map((r) => r.id)).toEqual(body.items.map((p: { prediction_id: string }) => p.prediction_id));
     expect(new Set(rows.map((r) => r.ts)).size).toBe(3);
-    expect(await drainQueue()).toHaveLength(3);
+    const messages = await drainQueue();
+    expect(messages).toHaveLength(1); // one envelope
+    expect(queuedPredictions(messages).map((p) => p.prediction_id)).toEqual(rows.map((r) => r.id));
   });
 
-  it('takes 1,000 rows in one request', async () => {
+  it('takes 1,000 rows in one request and queues them in a handful of SQS calls, each prediction once', async () => {
+    await drainQueue();
+    const sends = vi.spyOn(sqs(), 'send');
     const items = Array.from({ length: 1000 }, (_, i) => ({ ...SEED_EXAMPLE, user_id: 2002, kw_contexto: i % 50 }));
     const { status, body } = await postJson(batchHandler, '/predict/batch', { items });
     expect(status).toBe(200);
     expect(body.items).toHaveLength(1000);
     expect((await rowsFor(2002)).length).toBe(1000);
+
+    // One message per prediction took 100 SendMessageBatch calls; 1,000 predictions fill one or two envelopes.
+    const calls = sends.mock.calls.filter(
+      ([command]) => command instanceof SendMessageBatchCommand || command instanceof SendMessageCommand,
+    );
+    expect(calls.length).toBeLessThanOrEqual(2);
+    sends.mockRestore();
+    const messages = await drainQueue();
+    expect(messages.length).toBeLessThanOrEqual(2);
+    for (const message of messages) {
+      expect(JSON.parse(message.Body!).version).toBe(MESSAGE_VERSIONS.envelope);
+      expect(Buffer.byteLength(message.Body!)).toBeLessThanOrEqual(256 * 1024);
+    }
+    const queued = queuedPredictions(messages).map((p) => p.prediction_id);
+    expect(queued).toEqual(body.items.map((p: { prediction_id: string }) => p.prediction_id));
   });
 });
 

@@ -7,7 +7,14 @@ import { relayNotEnqueued } from '#prediction/relay';
 import { startSqs } from '../../scripts/local/emulators.ts';
 import { freePort } from '../../scripts/local/ports.ts';
 import { ensureQueues } from '../../scripts/local/resources.ts';
-import { drainQueue, query, SEED_EXAMPLE, testEndpoints, useSampleModel } from '../helpers/fixtures.ts';
+import {
+  drainQueue,
+  query,
+  queuedPredictions,
+  SEED_EXAMPLE,
+  testEndpoints,
+  useSampleModel,
+} from '../helpers/fixtures.ts';
 import { postJson } from '../helpers/lambda.ts';
 
 // This file's own SQS emulator on a fixed port, so that it can be stopped and started again.
@@ -59,8 +66,8 @@ it('keeps a prediction made while SQS is down and relays it exactly once when SQ
   await relayNotEnqueued();
   await relayNotEnqueued();
 
-  const messages = await drainQueue(queueUrl);
-  expect(messages.filter((m) => JSON.parse(m.Body!).prediction_id === body.prediction_id)).toHaveLength(1);
+  const messages = queuedPredictions(await drainQueue(queueUrl));
+  expect(messages.filter((m) => m.prediction_id === body.prediction_id)).toHaveLength(1);
   const [sent] = await query('SELECT enqueued_at FROM predictions WHERE id = $1', [body.prediction_id]);
   expect(sent.enqueued_at).not.toBeNull();
 });
@@ -82,14 +89,13 @@ it('re-sends a row that was never sent only after the unconfirmed grace, and nev
   await drainQueue(queueUrl);
 
   await relayNotEnqueued();
-  expect((await drainQueue(queueUrl)).filter((m) => JSON.parse(m.Body!).user_id === 4002)).toHaveLength(0);
+  expect(queuedPredictions(await drainQueue(queueUrl)).filter((m) => m.user_id === 4002)).toHaveLength(0);
 
   // Timestamps run ahead of the wall clock after a burst (a 1,000-row batch spans a second): let the orphan's pass.
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, orphan!.ts - Date.now() + 50)));
   // Until nothing is left: on the embedded PGlite other files' unconfirmed rows share the table.
   while ((await relayNotEnqueued({ grace: { failedGraceMs: 0, unconfirmedGraceMs: 0 } })).sent > 0);
-  const ids = (await drainQueue(queueUrl))
-    .map((m) => JSON.parse(m.Body!))
+  const ids = queuedPredictions(await drainQueue(queueUrl))
     .filter((m) => m.user_id === 4002)
     .map((m) => m.prediction_id);
   expect(ids).toEqual([orphan!.id]);
@@ -102,7 +108,8 @@ it('never sends one row twice when relays run side by side', async () => {
   const queueUrl = await startQueue();
   await Promise.all([1, 2, 3].map(() => relayNotEnqueued({ limit: 8 })));
   await relayNotEnqueued();
-  const messages = (await drainQueue(queueUrl)).map((m) => JSON.parse(m.Body!));
+  // The relay packs what it sends into envelopes, as a batch does.
+  const messages = queuedPredictions(await drainQueue(queueUrl));
   const ids = messages.filter((m) => m.user_id === 4003).map((m) => m.prediction_id);
   const rows = await query('SELECT id, enqueued_at FROM predictions WHERE user_id = 4003');
   expect(ids.sort()).toEqual(rows.map((r) => r.id).sort());
