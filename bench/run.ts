@@ -20,6 +20,8 @@ import { ROOT, SAMPLE_MODEL, startLocalStack } from '../scripts/local/stack.ts';
 import { SEED_EXAMPLE as SEED } from '../test/helpers/fixtures.ts';
 import { httpEvent, lambdaContext } from '../test/helpers/lambda.ts';
 import { benchForwarder, type ForwarderBenchResult } from './forwarder.ts';
+import { sqs as predictionsSqs } from '#prediction/queue';
+import { countSqsSends, type SqsSends } from './sqs-requests.ts';
 import { measure, measureAlternating, round } from './stats.ts';
 
 const execFileAsync = promisify(execFile);
@@ -137,6 +139,13 @@ const { queueUrl } = await ensureQueues(endpoints, 'bench');
 process.env.PREDICTIONS_QUEUE_URL = queueUrl;
 await seedSampleModel(endpoints, 'bench-models', 'hubfolio-model', SAMPLE_MODEL);
 
+// The SQS requests the prediction handlers make (what AWS bills): their client, built once per process.
+const sqsSends = countSqsSends(predictionsSqs());
+const perThousand = (sends: SqsSends, predictions: number) => ({
+  requests: round((sends.requests * 1000) / predictions, 1),
+  billed: round((sends.billed * 1000) / predictions, 1),
+});
+
 const results: Record<string, unknown> = {};
 try {
   // Floor: what one prediction cannot avoid — one INSERT and one SendMessage, no handler.
@@ -164,8 +173,10 @@ try {
   };
   await measure(200, 1, floorOnce); // warm-up
   await measure(200, 1, once);
+  sqsSends.take();
   const c1 = await measureAlternating(8, 250, 1, { floor: floorOnce, handler: once });
   const c16 = await measureAlternating(8, 500, 16, { floor: floorOnce, handler: once });
+  results.sqsPredict = perThousand(sqsSends.take(), c1.handler.n + c16.handler.n);
   // What the AWS SDK alone costs of the floor: one SendMessage, no database.
   const sendOnly = () =>
     floorSqs.send(
@@ -190,7 +201,9 @@ try {
     if (result.statusCode !== 200) throw new Error(`/predict/batch answered ${result.statusCode}`);
   };
   await measure(3, 1, batchOnce);
+  sqsSends.take();
   results.batch1000 = await measure(20, 1, batchOnce);
+  results.sqsBatch = perThousand(sqsSends.take(), 20 * 1000);
 
   log('cold start: bundled handler in a fresh process (5 runs)');
   const bundled = await bundle('functions/predict/handler.ts', join(work, 'bundle'));
@@ -250,6 +263,8 @@ const r = results as Record<
   bundleBytes: number;
   coldStart: { initMs: number; firstInvocationMs: number; totalMs: number };
   forwarder: ForwarderBenchResult;
+  sqsPredict: SqsSends;
+  sqsBatch: SqsSends;
 };
 const f = r.forwarder;
 const ratio = round(r.handlerC1.p50 / r.floorC1.p50);
@@ -279,6 +294,10 @@ ${row('/predict via serverless-offline over HTTP, 1 connection', r.httpC1)}
 ${row('/predict via serverless-offline over HTTP, 16 connections', r.httpC16)}
 
 Batch throughput: ${Math.round((1000 * 1000) / r.batch1000.p50)} predictions/s at the p50 batch time.
+
+SQS requests per 1,000 predictions (SendMessage and SendMessageBatch, counted on the handlers' client; AWS bills
+every 64 KiB chunk of a request's payload as one request): /predict ${r.sqsPredict.requests} (billed ${r.sqsPredict.billed}),
+/predict/batch of 1,000 rows ${r.sqsBatch.requests} (billed ${r.sqsBatch.billed}).
 
 Cold start (bundled handler, fresh process, median of 5): module init ${round(r.coldStart.initMs)} ms + first invocation
 (serving model from S3, ONNX session, first prediction, INSERT, SendMessage) ${round(r.coldStart.firstInvocationMs)} ms = **${round(r.coldStart.totalMs)} ms**.
@@ -312,9 +331,9 @@ rows marked delivered (none missing, none doubled when both equal ${f.prediction
   which hands every prediction a unique millisecond (ThingsBoard overwrites data points that share one). It commits on
   its own, asynchronously, so that concurrent INSERTs never wait on each other's commit, and it runs while the model
   scores. No statement relies on session state, so a transaction-level pooler (RDS Proxy) may run them on different connections.
-- A 1,000-row batch is one validation, one inference run, one INSERT through unnest, and 100 SendMessageBatch calls sent at
-  once (SQS takes at most 10 messages per call; one message per prediction, so that the consumer can retry and park each
-  one alone). It is CPU-bound in the function's process (${r.batch1000.cpuMsPerCall} ms of CPU per batch), most of it in the SDK's 100 calls.
+- A 1,000-row batch is one validation, one inference run, one INSERT through unnest, and its predictions packed into
+  envelopes of up to 240 KiB (${r.sqsBatch.requests} SendMessageBatch call${r.sqsBatch.requests === 1 ? '' : 's'} per batch, where one message per prediction took 100); the consumer still
+  retries and parks each prediction alone. It is CPU-bound in the function's process (${r.batch1000.cpuMsPerCall} ms of CPU per batch).
 - The cold start is the bundled handler (esbuild, minified, as \`npm run package\` builds it: ${round(r.bundleBytes / 2 ** 20)} MiB) required by a
   fresh Node process with \`--enable-source-maps\`, as deployed. Module init is mostly V8 compiling and running that bundle
   (AWS SDK S3 and SQS clients, zod, onnx-proto, pg), loading ONNX Runtime's native library, and parsing the source map
