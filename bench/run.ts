@@ -210,7 +210,7 @@ try {
   const colds: Array<{ initMs: number; firstInvocationMs: number; totalMs: number }> = [];
   for (let i = 0; i < 5; i++) {
     // Asynchronously: the emulators the child talks to run in this process.
-    const { stdout } = await execFileAsync(process.execPath, [resolve(ROOT, 'bench/cold-start.mjs'), bundled], {
+    const { stdout } = await execFileAsync(process.execPath, [resolve(ROOT, 'bench/cold-start.mjs'), bundled, body], {
       encoding: 'utf8',
       // As on Lambda: the layer's packages are found through NODE_PATH, and serverless.yml sets
       // NODE_OPTIONS so that stack traces point into the TypeScript sources.

@@ -1,21 +1,13 @@
 import { ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import pg from 'pg';
+import { PREDICT_EXAMPLE } from '#api/openapi';
 import { MESSAGE_VERSIONS, type Prediction } from '#prediction/message';
 import { SAMPLE_MODEL } from '../../scripts/local/stack.ts';
 import { seedSampleModel, sqsClient } from '../../scripts/local/resources.ts';
 
-/** The seed guide's example request. */
-export const SEED_EXAMPLE = {
-  user_id: 1,
-  projetos_min: 3,
-  habilidades_min: 10,
-  kw_contexto: 4,
-  kw_processo: 3,
-  kw_resultado: 4,
-  consistencia_visual_score: 80,
-  bio: true,
-  contatos: true,
-};
+/** The seed guide's example request: the OpenAPI document's example without the optional portfolio_id. */
+const { portfolio_id: _, ...seedExample } = PREDICT_EXAMPLE;
+export const SEED_EXAMPLE = seedExample;
 
 export const testEndpoints = () => ({
   s3: process.env.AWS_ENDPOINT_URL_S3!,
