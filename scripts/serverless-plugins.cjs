@@ -1,4 +1,8 @@
-// serverless.yml's plugin list: serverless-offline always; serverless-esbuild only when bundling
-// (SLS_BUNDLE=1), because offline runs the .ts handlers directly.
-module.exports.plugins = () =>
-  process.env.SLS_BUNDLE === '1' ? ['serverless-esbuild', 'serverless-offline'] : ['serverless-offline'];
+// serverless.yml's plugin list, chosen by the command so that nothing in the environment changes
+// what ships: `serverless offline` (npm start) runs the TypeScript handlers directly, and every other
+// command (package, deploy, deploy function, invoke local) bundles them with esbuild. serverless-esbuild
+// must not load for offline: it would bundle there too and serve the bundles instead of the sources.
+// osls takes the command from the words before the first option (`serverless offline start --stage x`).
+const offline = process.argv[2] === 'offline';
+
+module.exports.plugins = () => (offline ? ['serverless-offline'] : ['serverless-esbuild', 'serverless-offline']);
