@@ -3,6 +3,11 @@
 // command (package, deploy, deploy function, invoke local) bundles them with esbuild. serverless-esbuild
 // must not load for offline: it would bundle there too and serve the bundles instead of the sources.
 // osls takes the command from the words before the first option (`serverless offline start --stage x`).
+// deploy-check refuses a deploy that misses a required setting.
 const offline = process.argv[2] === 'offline';
 
-module.exports.plugins = () => (offline ? ['serverless-offline'] : ['serverless-esbuild', 'serverless-offline']);
+module.exports.plugins = () => [
+  './scripts/deploy-check.cjs',
+  ...(offline ? [] : ['serverless-esbuild']),
+  'serverless-offline',
+];
