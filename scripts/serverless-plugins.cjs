@@ -3,11 +3,15 @@
 // command (package, deploy, deploy function, invoke local) bundles them with esbuild. serverless-esbuild
 // must not load for offline: it would bundle there too and serve the bundles instead of the sources.
 // osls takes the command from the words before the first option (`serverless offline start --stage x`).
-// deploy-check refuses a deploy that misses a required setting.
+// deploy-check refuses a deploy that misses a required setting; serverless-iam-roles-per-function
+// gives each function a role of its own (its iamRoleStatements) instead of one role for all, and
+// drop-shared-role then removes the shared role it leaves behind unused.
 const offline = process.argv[2] === 'offline';
 
 module.exports.plugins = () => [
   './scripts/deploy-check.cjs',
+  'serverless-iam-roles-per-function',
+  './scripts/drop-shared-role.cjs',
   ...(offline ? [] : ['serverless-esbuild']),
   'serverless-offline',
 ];
