@@ -354,7 +354,8 @@ describe('every packaged function under Node 22, unzipped as /var/task beside th
   it('telemetryForwarder: an SQS batch reaches ThingsBoard; a malformed record is parked, none fails', async () => {
     const arn = await queueArn(sqsClient(testEndpoints()), process.env.PREDICTIONS_QUEUE_URL!);
     const records = (await drainQueue()).map((message) => toLambdaRecord(message, arn, 'us-east-1'));
-    expect(records).toHaveLength(4); // three predictions, one of them twice (the relay's copy)
+    // /predict's message, /predict/batch's envelope of two, and the relay's copy of one of them.
+    expect(records).toHaveLength(3);
     const malformed = { ...records[0]!, messageId: crypto.randomUUID(), body: 'not a prediction' };
     const result = await invoke('telemetryForwarder', { Records: [...records, malformed] });
     expect(result).toEqual({ batchItemFailures: [] });
