@@ -372,6 +372,16 @@ describe('refusals store nothing', () => {
       413,
       /\/model\/upload-url/,
     ],
+    [
+      'a model that overflows to Infinity inside the documented ranges',
+      {
+        name: 'model.onnx',
+        bytes: buildLinearRegressor({ coefficients: [3e38, 1, 1, 1, 1, 1, 1, 1], intercept: 0, features: FEATURES }),
+      },
+      {},
+      422,
+      /returns Infinity for the portfolio projetos_min=100000/,
+    ],
     ['a bad model_name', { name: 'model.onnx', bytes: model(22) }, { model_name: 'bad name/../x' }, 400, /model_name/],
     ['a metric that is not a number', { name: 'model.onnx', bytes: model(23) }, { r2_score: 'high' }, 400, /r2_score/],
   ])('refuses %s', async (_, file, fields, status, message) => {
