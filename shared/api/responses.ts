@@ -13,7 +13,7 @@ export const errorResponseSchema = z.object({
   errors: z
     .array(z.object({ field: z.string(), message: z.string() }))
     .optional()
-    .meta({ description: 'On a 400: each field and the rule it broke' }),
+    .meta({ description: 'On a 400: each field and the rule it broke; on a 422 of /predict/batch: each row refused' }),
 });
 
 export const predictBatchResponseSchema = z.object({
