@@ -17,7 +17,7 @@ import {
 } from '#model/files';
 import { readModelObject, storeModelFile } from '#model/storage';
 import { sha256Hex } from '#aws/s3';
-import { checkModelName } from '#model/name';
+import { checkFileName, checkModelName } from '#model/name';
 import { validateModelFile } from '#model/validation';
 import { ensureExported, promote, registryMode, SERVING_TARGET, type VersionRef } from '#model/promotion';
 import { mlflow } from '#clients/mlflow/client';
@@ -91,6 +91,7 @@ export async function registerModelFile(
   options: RegistrationOptions,
 ): Promise<RegistrationOutcome> {
   checkModelName(input.modelName);
+  checkFileName(input.fileName);
   const description = await validateModelFile(input.bytes, input.fileName);
   const sha256 = sha256Hex(input.bytes);
   const key = { model_name: input.modelName, sha256 };

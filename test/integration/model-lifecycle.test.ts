@@ -383,6 +383,21 @@ describe('refusals store nothing', () => {
       /returns Infinity for the portfolio projetos_min=100000/,
     ],
     ['a bad model_name', { name: 'model.onnx', bytes: model(22) }, { model_name: 'bad name/../x' }, 400, /model_name/],
+    [
+      'a NUL in the model name',
+      { name: 'model.onnx', bytes: model(24) },
+      { model_name: 'hub\u0000folio' },
+      400,
+      /model_name/,
+    ],
+    [
+      'a NUL in the file name',
+      { name: 'mo\u0000del.onnx', bytes: model(25) },
+      {},
+      400,
+      /Invalid file name "mo\\u0000del\.onnx": must be a plain file name/,
+    ],
+    ['a control character in the file name', { name: 'model\u0007.onnx', bytes: model(26) }, {}, 400, /file name/],
     ['a metric that is not a number', { name: 'model.onnx', bytes: model(23) }, { r2_score: 'high' }, 400, /r2_score/],
   ])('refuses %s', async (_, file, fields, status, message) => {
     const runsBefore = fake.state.runs.size;
@@ -596,6 +611,15 @@ describe('S3 drop folder', () => {
     expect(await query('SELECT 1 FROM model_files WHERE source = $1', [`s3://${BUCKET()}/${key}`])).toEqual([]);
   });
 
+  it('rejects a dropped file whose name has a control character, registering nothing', async () => {
+    const key = 'incoming/drop/bell\u0007.onnx';
+    const bytes = model(63);
+    const [result] = await ingest(key, bytes.byteLength, await putIncoming(key, bytes));
+    expect(result).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/Invalid file name/) });
+    expect(await query('SELECT 1 FROM model_files WHERE sha256 = $1', [sha(bytes)])).toEqual([]);
+    expect(await keysUnder('uploads/drop/')).not.toContainEqual(expect.stringContaining(sha(bytes)));
+  });
+
   it('rejects a model of the wrong width with a 422 marker', async () => {
     const key = 'incoming/drop/narrow.onnx';
     const bytes = buildLinearRegressor({ coefficients: [1, 2, 3], intercept: 0 });
@@ -631,6 +655,8 @@ describe('POST /model/upload-url', () => {
     [{ model_name: 'large', filename: 'model.pkl' }, 415, /skl2onnx/],
     [{ model_name: 'large', filename: 'model.txt' }, 400, /must end in .onnx/],
     [{ model_name: 'large', filename: '../model.onnx' }, 400, /plain file name/],
+    [{ model_name: 'large', filename: 'mo\u0000del.onnx' }, 400, /plain file name/],
+    [{ model_name: 'lar\u0000ge', filename: 'model.onnx' }, 400, /model_name/],
     [{ model_name: 'bad name', filename: 'model.onnx' }, 400, /model_name/],
   ])('refuses %j with %i', async (request, status, message) => {
     const { status: actual, body } = await postJson(uploadUrlHandler, '/model/upload-url', request);
