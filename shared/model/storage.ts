@@ -16,7 +16,7 @@ export const INCOMING_PREFIX = 'incoming/';
 
 export const s3Uri = (key: string) => `s3://${config().MODEL_BUCKET}/${key}`;
 
-const storedModelKey = (modelName: string, sha256: string) => `uploads/${modelName}/${sha256}.onnx`;
+export const storedModelKey = (modelName: string, sha256: string) => `uploads/${modelName}/${sha256}.onnx`;
 
 export const rejectionMarkerKey = (incomingKey: string) => `rejected/${incomingKey}.json`;
 

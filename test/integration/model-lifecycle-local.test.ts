@@ -1,9 +1,10 @@
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
-import { describe, expect, it } from 'vitest';
+import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { config } from '#shared/config';
+import { pool } from '#shared/db';
 import { FEATURES } from '#prediction/features';
 import { readServingPointer, servingPointerKey, ServingModelCache } from '#prediction/serving';
-import { putObject, s3 } from '#aws/s3';
+import { putObject, s3, sha256Hex } from '#aws/s3';
 import { handler as exportHandler } from '../../functions/model-export/handler.ts';
 import { handler as infoHandler } from '../../functions/model-info/handler.ts';
 import { handler as promoteHandler } from '../../functions/model-promote/handler.ts';
@@ -11,7 +12,7 @@ import { handler as uploadHandler } from '../../functions/model-upload/handler.t
 import { handler as syncHandler } from '../../functions/model-sync/handler.ts';
 import { handler as predictHandler } from '../../functions/predict/handler.ts';
 import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
-import { SEED_EXAMPLE } from '../helpers/fixtures.ts';
+import { query, SEED_EXAMPLE } from '../helpers/fixtures.ts';
 import { servedVersion } from '../helpers/serving.ts';
 import { httpEvent, invokeHttp, lambdaContext, postJson } from '../helpers/lambda.ts';
 
@@ -156,5 +157,50 @@ describe('a broken serving pointer', () => {
 
     expect((await upload({}, model(202))).body).toMatchObject({ model_version: '2', promoted: true });
     expect(await predict()).toMatchObject({ status: 200, body: { model_version: '2' } });
+  });
+});
+
+describe('an upload that fails on the way', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  const storedCopies = async (bytes: Uint8Array) => {
+    const listed = await s3().send(new ListObjectsV2Command({ Bucket: config().MODEL_BUCKET, Prefix: 'uploads/' }));
+    return (listed.Contents ?? []).filter((o) => o.Key!.includes(sha256Hex(bytes)));
+  };
+
+  it('leaves no stored file behind when PostgreSQL fails, and the same upload again registers it', async () => {
+    const bytes = model(301);
+    vi.spyOn(pool(), 'query').mockRejectedValueOnce(
+      Object.assign(new Error('Connection terminated'), { code: '57P01' }),
+    );
+    expect((await upload({ model_name: 'flaky' }, bytes)).status).toBeGreaterThanOrEqual(500);
+    expect(await storedCopies(bytes)).toEqual([]);
+    expect(await query('SELECT 1 FROM model_files WHERE sha256 = $1', [sha256Hex(bytes)])).toEqual([]);
+
+    vi.restoreAllMocks();
+    expect((await upload({ model_name: 'flaky' }, bytes)).body).toMatchObject({ model_version: '1', promoted: true });
+    expect(await storedCopies(bytes)).toHaveLength(1);
+  });
+
+  it("records an S3 failure on the file's row and lets the same upload again take it over at once", async () => {
+    const bytes = model(302);
+    const send = s3().send.bind(s3());
+    vi.spyOn(s3(), 'send').mockImplementation(((command: { input: { Key?: string } }) =>
+      command.input.Key?.startsWith('uploads/')
+        ? Promise.reject(new Error('S3 refused the write'))
+        : send(command as never)) as never);
+    expect((await upload({ model_name: 'flaky' }, bytes)).status).toBe(500);
+    const [row] = await query('SELECT status, error, lease_until FROM model_files WHERE sha256 = $1', [
+      sha256Hex(bytes),
+    ]);
+    expect(row).toMatchObject({ error: 'the file could not be stored in S3; upload it again', lease_until: null });
+
+    vi.restoreAllMocks();
+    const started = Date.now();
+    expect((await upload({ model_name: 'flaky' }, bytes)).body).toMatchObject({ model_version: '2', promoted: true });
+    expect(Date.now() - started).toBeLessThan(5_000); // no wait for the lease of the failed attempt
+    expect(await storedCopies(bytes)).toHaveLength(1);
   });
 });
