@@ -153,10 +153,8 @@ const ROLES: Record<string, string[]> = {
     ...readServing,
     readUploads,
     's3:GetObject bucket/incoming/*',
-    's3:GetObject bucket/rejected/*',
     's3:PutObject bucket/uploads/*',
     ...exportAndPublish,
-    's3:PutObject bucket/rejected/*',
   ],
   modelSync: [
     ...eventSource('ModelSyncQueue'),
