@@ -137,7 +137,9 @@ export function openApiDocument(): Json {
           requestBody: jsonBody(ref('PredictRequest')),
           responses: {
             '200': answer('The prediction', 'Prediction'),
-            ...errors(`Invalid body (400, naming each field), or over ${MAX_JSON_BODY_BYTES} bytes (413)`),
+            ...errors(
+              `Invalid body (400, naming each field), over ${MAX_JSON_BODY_BYTES} bytes (413), or a portfolio the serving model returns no finite score for (422)`,
+            ),
           },
         },
       },
@@ -150,7 +152,9 @@ export function openApiDocument(): Json {
           }),
           responses: {
             '200': answer('One result per item, in order', 'PredictBatchResponse'),
-            ...errors('Invalid body (400) or too large (413)'),
+            ...errors(
+              'Invalid body (400) or too large (413), or rows the serving model returns no finite score for (422, each named in `errors`; nothing is stored)',
+            ),
           },
         },
       },

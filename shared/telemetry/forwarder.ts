@@ -5,7 +5,7 @@ import { config } from '#shared/config';
 import { pool } from '#shared/db';
 import { logger } from '#shared/log';
 import { packMessages, singleBody, type Prediction } from '#prediction/message';
-import { markSeenByConsumer } from '#prediction/store';
+import { recordConsumerOutcomes, type ConsumerOutcomes } from '#prediction/store';
 import { sqs } from '#prediction/queue';
 import { sendMessages, type OutgoingMessage } from '#aws/sqs';
 import { thingsBoard, type DeliveryReport, type ThingsBoardClient } from '#clients/thingsboard/client';
@@ -17,14 +17,20 @@ import { ATTRIBUTES, carriedAttributes, readRecord, text, type ReadRecord } from
  * prediction (a single message) or several (an envelope, from a batch: shared/prediction/message.ts);
  * each prediction is handled on its own, and what goes back on the queue goes per record.
  *
- * Every prediction ends in exactly one of four ways, and only the last is reported to SQS as failed:
- * - delivered: ThingsBoard took the point; the row gets `delivered_at`. (Every prediction received
- *   gets `enqueued_at`: the consumer is what confirms a send from /predict, see shared/prediction/relay.ts.)
+ * Every prediction ends in exactly one of five ways, and only the last is reported to SQS as failed;
+ * each is recorded on the prediction's row, where the relay (shared/prediction/relay.ts) finds
+ * whatever ThingsBoard does not have once its message is gone:
+ * - delivered: ThingsBoard took the point; the row gets `delivered_at` and is done.
+ * - waiting: ThingsBoard is not configured (THINGSBOARD_URL or its token unset): the record is
+ *   acknowledged and the prediction waits in PostgreSQL, which the relay re-sends once it is
+ *   configured; one warning per container says so. Nothing cycles through the queue meanwhile.
  * - parked: it can never be delivered as it is (not a prediction message, or ThingsBoard's parser
  *   refuses it, or ThingsBoard failed it for over an hour): the original body (for a bad entry of
  *   an envelope, that entry alone as a single message) goes to the DLQ with a `reason` attribute,
- *   where `npm run dlq:redrive` can send it back once the cause is fixed.
- * - retried: ThingsBoard failed transiently (outage, rate limit, timeout) or is not configured: a
+ *   where `npm run dlq:redrive` can send it back once the cause is fixed (the relay leaves parked
+ *   rows alone).
+ * - retried: ThingsBoard failed transiently (outage, rate limit, timeout) or refused its
+ *   configuration (a wrong token or URL): a
  *   copy of the record's undelivered predictions goes back on the queue with a growing
  *   DelaySeconds and an `attempt` counter, and the original counts as handled. The queue's own
  *   redrive (5 receives, visibility 60 s) could hold an outage for about 4 minutes only; copies are
@@ -84,6 +90,7 @@ interface Parked {
 interface Retry {
   record: SQSRecord;
   bodies: string[];
+  predictionIds: string[];
   attempt: number;
   delaySeconds: number;
 }
@@ -153,17 +160,29 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
     }
   }
 
-  /** Confirms every received prediction as queued (the relay then leaves it alone) and the delivered ones as delivered. */
-  async function recordSeen(seen: string[], delivered: string[]): Promise<void> {
+  /** Notes what became of each prediction, so that the relay re-sends only what ThingsBoard may not have. */
+  async function recordOutcomes(outcomes: ConsumerOutcomes): Promise<void> {
     try {
-      await markSeenByConsumer(o.db, seen, delivered);
+      await recordConsumerOutcomes(o.db, outcomes);
     } catch (error) {
-      // ThingsBoard has the points: failing the records would only re-send them. delivered_at stays empty.
-      logger.error('could not record delivered_at; the points were delivered', {
-        predictions: delivered.length,
+      // Failing the records would only re-send them. Unrecorded rows look silent to the relay, which
+      // re-sends them after its grace: ThingsBoard overwrites the points it has.
+      logger.error('could not record delivered_at; the points were delivered and the relay will send them again', {
+        predictions: outcomes.delivered.length,
         error: error as Error,
       });
     }
+  }
+
+  let warnedWaiting = false;
+  /** Once per container: the predictions are not lost, they wait for an operator. */
+  function warnWaiting(reason: string, count: number): void {
+    if (warnedWaiting) return;
+    warnedWaiting = true;
+    logger.warn('ThingsBoard is not configured: predictions wait in PostgreSQL and are sent once it is', {
+      reason,
+      waiting: count,
+    });
   }
 
   /** Sends the messages; returns the records of those that could not be sent (SQS must redeliver them). */
@@ -254,11 +273,21 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
       for (const unreadable of read.unreadable) parked.push({ record, ...unreadable });
     }
 
-    const report = await deliver([...byPoint.keys()]);
+    // Not configured at all: nothing to try, and a copy on the queue would only come back a minute later.
+    const missing = o.telemetry.missingConfiguration;
+    if (missing !== undefined && byPoint.size > 0) warnWaiting(missing, byPoint.size);
+    const report: DeliveryReport =
+      missing === undefined
+        ? await deliver([...byPoint.keys()])
+        : { delivered: [], transient: [], permanent: [], requests: 0 };
     const item = (point: TelemetryPoint) => byPoint.get(point)!;
+    const ids = (items: Item[]) => items.map(({ prediction }) => prediction.prediction_id);
+    const parkedIds: string[] = [];
 
-    for (const { point, reason } of report.permanent)
+    for (const { point, reason } of report.permanent) {
       parked.push(parkedAlone(item(point), `ThingsBoard refused the data point: ${reason}`));
+      parkedIds.push(item(point).prediction.prediction_id);
+    }
     // What ThingsBoard did not take goes back (or to the DLQ) per record: an envelope's undelivered
     // predictions travel together again, with the record's own retry counter.
     for (const items of byRecord(report.transient.map(item))) {
@@ -269,10 +298,12 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
         const reason = `ThingsBoard unreachable for over ${minutes >= 60 ? 'an hour' : `${minutes} minutes`} (${attempt + 1} attempts)`;
         const predictionId = items.length === 1 ? items[0]!.prediction.prediction_id : undefined;
         for (const body of bodiesOf(items)) parked.push({ record, body, reason, predictionId });
+        parkedIds.push(...ids(items));
       } else {
         retries.push({
           record,
           bodies: bodiesOf(items),
+          predictionIds: ids(items),
           attempt: attempt + 1,
           delaySeconds: retryDelaySeconds(attempt + 1, o.retryBaseSeconds),
         });
@@ -289,13 +320,27 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
       });
       for (const items of byRecord(report.configuration.points.map(item))) {
         const { record, read } = items[0]!;
-        retries.push({ record, bodies: bodiesOf(items), attempt: read.attempt, delaySeconds });
+        retries.push({
+          record,
+          bodies: bodiesOf(items),
+          predictionIds: ids(items),
+          attempt: read.attempt,
+          delaySeconds,
+        });
       }
     }
 
     const delivered = report.delivered.map((point) => item(point).prediction.prediction_id);
-    const seen = [...byPoint.values()].map(({ prediction }) => prediction.prediction_id);
-    const [, unparked, unretried] = await Promise.all([recordSeen(seen, delivered), park(parked), retry(retries)]);
+    const outcomes: ConsumerOutcomes = {
+      delivered,
+      requeued: retries.flatMap((r) => r.predictionIds),
+      parked: parkedIds,
+      waiting: {
+        ids: missing === undefined ? [] : ids([...byPoint.values()]),
+        reason: `waiting for ThingsBoard: ${missing ?? ''}`,
+      },
+    };
+    const [, unparked, unretried] = await Promise.all([recordOutcomes(outcomes), park(parked), retry(retries)]);
     const failures = new Set([...unparked, ...unretried]);
     logger.info('telemetry batch forwarded', {
       received: records.length,
@@ -303,6 +348,7 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
       delivered: delivered.length,
       parked: parked.length,
       retried: retries.length,
+      waiting: outcomes.waiting.ids.length,
       failed: failures.size,
       requests: report.requests,
     });

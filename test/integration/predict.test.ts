@@ -4,6 +4,10 @@ import { handler as predictHandler } from '../../functions/predict/handler.ts';
 import { handler as batchHandler } from '../../functions/predict-batch/handler.ts';
 import { MESSAGE_VERSIONS, predictionMessageSchema } from '#prediction/message';
 import { sqs } from '#prediction/queue';
+import { FEATURES } from '#prediction/features';
+import { publishServingModel } from '#prediction/serving';
+import { putObject, sha256Hex } from '#aws/s3';
+import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
 import { drainQueue, query, queuedPredictions, SEED_EXAMPLE, useSampleModel } from '../helpers/fixtures.ts';
 import { httpEvent, invokeHttp, postJson } from '../helpers/lambda.ts';
 
@@ -85,6 +89,78 @@ describe('PostgreSQL down', () => {
     } finally {
       process.env = saved;
     }
+    expect(await drainQueue()).toHaveLength(0);
+  });
+});
+
+describe('a serving model that returns a non-finite score', () => {
+  // Published by hand: upload refuses such a model (it overflows float32 from projetos_min = 2 on).
+  const overflowing = buildLinearRegressor({
+    coefficients: [3e38, 1, 1, 1, 1, 1, 1, 1],
+    intercept: 0,
+    features: FEATURES,
+  });
+  let handlers: { predict: typeof predictHandler; batch: typeof batchHandler };
+
+  beforeAll(async () => {
+    const key = 'models/overflowing/v1/overflowing_v1_test.onnx';
+    await putObject(key, overflowing);
+    await publishServingModel({
+      model_name: 'overflowing',
+      version: '1',
+      s3_key: key,
+      sha256: sha256Hex(overflowing),
+      run_id: null,
+      promoted_at: new Date().toISOString(),
+    });
+    // Containers whose MODEL_NAME is that model.
+    const saved = { ...process.env };
+    process.env.MODEL_NAME = 'overflowing';
+    vi.resetModules();
+    try {
+      handlers = {
+        predict: (await import('../../functions/predict/handler.ts')).handler,
+        batch: (await import('../../functions/predict-batch/handler.ts')).handler,
+      };
+      // Configuration is read on first use: read it while MODEL_NAME names that model.
+      expect(
+        (await postJson(handlers.predict, '/predict', { ...SEED_EXAMPLE, user_id: 5000, projetos_min: 0 })).status,
+      ).toBe(200);
+      expect(
+        (
+          await postJson(handlers.batch, '/predict/batch', {
+            items: [{ ...SEED_EXAMPLE, user_id: 5000, projetos_min: 1 }],
+          })
+        ).status,
+      ).toBe(200);
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it('answers /predict with a 422 saying so, stores and queues nothing, and still scores other portfolios', async () => {
+    await drainQueue();
+    const { status, body } = await postJson(handlers.predict, '/predict', { ...SEED_EXAMPLE, user_id: 5001 });
+    expect(status).toBe(422);
+    expect(body.detail).toMatch(
+      /^The serving model overflowing v1 returned Infinity for this portfolio: nothing was stored/,
+    );
+    expect(await rowsFor(5001)).toHaveLength(0);
+    expect(await drainQueue()).toHaveLength(0);
+
+    const other = await postJson(handlers.predict, '/predict', { ...SEED_EXAMPLE, user_id: 5001, projetos_min: 1 });
+    expect(other.status).toBe(200);
+    expect(other.body.model_version).toBe('1');
+  });
+
+  it('answers a batch with such a row with a 422 naming the row, and stores none of the batch', async () => {
+    await drainQueue();
+    const items = [1, 3, 0].map((projetos) => ({ ...SEED_EXAMPLE, user_id: 5002, projetos_min: projetos }));
+    const { status, body } = await postJson(handlers.batch, '/predict/batch', { items });
+    expect(status).toBe(422);
+    expect(body.detail).toMatch(/returned a non-finite score for 1 of 3 rows \(items\.1\): nothing was stored/);
+    expect(body.errors).toEqual([{ field: 'items.1', message: 'the serving model returned Infinity for this row' }]);
+    expect(await rowsFor(5002)).toHaveLength(0);
     expect(await drainQueue()).toHaveLength(0);
   });
 });

@@ -153,10 +153,8 @@ const ROLES: Record<string, string[]> = {
     ...readServing,
     readUploads,
     's3:GetObject bucket/incoming/*',
-    's3:GetObject bucket/rejected/*',
     's3:PutObject bucket/uploads/*',
     ...exportAndPublish,
-    's3:PutObject bucket/rejected/*',
   ],
   modelSync: [
     ...eventSource('ModelSyncQueue'),
@@ -348,7 +346,7 @@ describe('every packaged function under Node 22, unzipped as /var/task beside th
 
   it('relay: a scheduled run re-sends a prediction whose send failed', async () => {
     await query('UPDATE predictions SET enqueue_attempts = 1 WHERE id = $1', [predictionIds[0]]);
-    expect(await invoke('relay', scheduled('relay'))).toEqual({ sent: 1, failed: 0 });
+    expect(await invoke('relay', scheduled('relay'))).toEqual({ sent: 1, failed: 0, waiting: false });
   });
 
   it('telemetryForwarder: an SQS batch reaches ThingsBoard; a malformed record is parked, none fails', async () => {
