@@ -28,7 +28,7 @@ export interface LocalStackOptions {
   env: NodeJS.ProcessEnv;
   /** Where the embedded S3 and PostgreSQL keep their data (`.local/` for npm start; a temp dir in tests). */
   dataDir: string;
-  /** Keep the embedded PostgreSQL in memory. */
+  /** Give the embedded PostgreSQL a throwaway cluster (deleted at stop). */
   ephemeral?: boolean;
   port?: number;
   lambdaPort?: number;
@@ -98,11 +98,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     if (!databaseUrl) {
       const pg = await startPostgres({
         port: options.pgPort ?? 5433,
-        dataDir: options.ephemeral ? undefined : resolve(options.dataDir, 'pgdata'),
+        // Not .local/pgdata, where an earlier version kept PGlite's files (a different format).
+        dataDir: options.ephemeral ? undefined : resolve(options.dataDir, 'postgres'),
       });
       stops.push(pg.stop);
       databaseUrl = pg.url;
-      log(`embedded PostgreSQL (PGlite) on ${pg.url}`);
+      log(`embedded PostgreSQL on ${pg.url}`);
     }
     const applied = await migrate(databaseUrl, { log: () => {} });
     log(`migrations: ${applied.length ? applied.join(', ') : 'up to date'}`);
