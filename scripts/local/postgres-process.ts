@@ -59,7 +59,11 @@ try {
   await server.start();
 } catch (error) {
   const detail = error instanceof Error ? error.message : '';
-  console.error(`embedded PostgreSQL did not start${detail ? `: ${detail}` : ''}\n${recent.join('\n')}`);
+  const hint =
+    process.getuid?.() === 0 && /Permission denied/.test(`${detail}${recent.join('')}`)
+      ? `\nAs root, PostgreSQL runs as the user postgres, which must be able to reach ${dataDir}: let it through every directory above (chmod o+x), or set DATABASE_URL.`
+      : '';
+  console.error(`embedded PostgreSQL did not start${detail ? `: ${detail}` : ''}${hint}\n${recent.join('\n')}`);
   await server.stop().catch(() => {});
   process.exit(1);
 }
