@@ -132,9 +132,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       PORT: String(port),
       LAMBDA_PORT: String(lambdaPort),
     };
+    // --useInProcess: every function runs in serverless-offline's own process, its modules loaded once
+    // (like one warm container). By default serverless-offline starts a worker thread per concurrently
+    // busy request, each loading the handler, ONNX Runtime and a connection pool of its own: seconds of
+    // CPU per worker, and native ONNX Runtime initialised in several threads at once (see npm run stress).
     const offline: ChildProcess = spawn(
       process.execPath,
-      [resolve(ROOT, 'node_modules/osls/bin/serverless.js'), 'offline', 'start'],
+      [resolve(ROOT, 'node_modules/osls/bin/serverless.js'), 'offline', 'start', '--useInProcess'],
       {
         cwd: ROOT,
         env: { ...env, ...stackEnv, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
