@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from './local/ports.ts';
 import { startLocalStack } from './local/stack.ts';
+import { SEED_EXAMPLE } from '../test/helpers/fixtures.ts';
 
 const { values } = parseArgs({
   options: {
@@ -29,17 +30,7 @@ const REQUEST_TIMEOUT_MS = 60_000;
 const DEADLINE = Date.now() + 20 * 60_000;
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-const body = JSON.stringify({
-  user_id: 1,
-  projetos_min: 3,
-  habilidades_min: 10,
-  kw_contexto: 4,
-  kw_processo: 3,
-  kw_resultado: 4,
-  consistencia_visual_score: 80,
-  bio: true,
-  contatos: true,
-});
+const body = JSON.stringify(SEED_EXAMPLE);
 
 /** The status of one POST /predict, or the reason it got none. */
 async function predict(url: string): Promise<number | string> {
