@@ -1,5 +1,6 @@
 // serverless.yml's plugin list, chosen by the command so that nothing in the environment changes
-// what ships: `serverless offline` (npm start) runs the TypeScript handlers directly, and every other
+// what ships: `serverless offline` (npm start) runs the handlers npm start compiled (scripts/local/handlers.ts)
+// or, alone, the TypeScript as it is, and every other
 // command (package, deploy, deploy function, invoke local) bundles them with esbuild. serverless-esbuild
 // must not load for offline: it would bundle there too and serve the bundles instead of the sources.
 // osls takes the command from the words before the first option (`serverless offline start --stage x`).

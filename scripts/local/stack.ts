@@ -5,6 +5,7 @@ import { migrate } from '#shared/migrations';
 import { readLocalThingsBoardToken } from '../thingsboard/provision.ts';
 import { lambdaInvoker, s3NotificationEvent, startS3EventBridge, startSqsBridge } from './bridge.ts';
 import { S3RVER_CREDENTIALS, startPostgres, startS3, startSqs, type S3ObjectCreated } from './emulators.ts';
+import { buildHandlers } from './handlers.ts';
 import { freePort, waitForHttp } from './ports.ts';
 import {
   ensureBucket,
@@ -28,7 +29,7 @@ export interface LocalStackOptions {
   env: NodeJS.ProcessEnv;
   /** Where the embedded S3 and PostgreSQL keep their data (`.local/` for npm start; a temp dir in tests). */
   dataDir: string;
-  /** Keep the embedded PostgreSQL in memory. */
+  /** Give the embedded PostgreSQL a throwaway cluster (deleted at stop). */
   ephemeral?: boolean;
   port?: number;
   lambdaPort?: number;
@@ -98,11 +99,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     if (!databaseUrl) {
       const pg = await startPostgres({
         port: options.pgPort ?? 5433,
-        dataDir: options.ephemeral ? undefined : resolve(options.dataDir, 'pgdata'),
+        // Not .local/pgdata, where an earlier version kept PGlite's files (a different format).
+        dataDir: options.ephemeral ? undefined : resolve(options.dataDir, 'postgres'),
       });
       stops.push(pg.stop);
       databaseUrl = pg.url;
-      log(`embedded PostgreSQL (PGlite) on ${pg.url}`);
+      log(`embedded PostgreSQL on ${pg.url}`);
     }
     const applied = await migrate(databaseUrl, { log: () => {} });
     log(`migrations: ${applied.length ? applied.join(', ') : 'up to date'}`);
@@ -131,12 +133,30 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       PORT: String(port),
       LAMBDA_PORT: String(lambdaPort),
     };
+    const handlers = await buildHandlers(ROOT);
+    stops.push(handlers.remove);
+    // --useInProcess: every function runs in serverless-offline's own process, its modules loaded once
+    // (like one warm container). By default serverless-offline starts a worker thread per concurrently
+    // busy request, each loading the handler, ONNX Runtime and a connection pool of its own: seconds of
+    // CPU per worker, and native ONNX Runtime initialised in several threads at once (see npm run stress).
     const offline: ChildProcess = spawn(
       process.execPath,
-      [resolve(ROOT, 'node_modules/osls/bin/serverless.js'), 'offline', 'start'],
+      [
+        '--enable-source-maps',
+        resolve(ROOT, 'node_modules/osls/bin/serverless.js'),
+        'offline',
+        'start',
+        '--useInProcess',
+      ],
       {
         cwd: ROOT,
-        env: { ...env, ...stackEnv, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
+        env: {
+          ...env,
+          ...stackEnv,
+          HUBFOLIO_OFFLINE_HANDLERS: handlers.location,
+          SLS_TELEMETRY_DISABLED: '1',
+          SLS_NOTIFICATIONS_MODE: 'off',
+        },
         stdio: ['ignore', options.offlineOutput ?? 'inherit', options.offlineOutput ?? 'inherit'],
         detached: true,
       },
