@@ -17,8 +17,8 @@ export default defineConfig({
     },
     silent: 'passed-only',
     hookTimeout: 60_000,
-    // Two cores. The embedded PGlite (no DATABASE_URL) is a single session: one file at a time there.
-    maxWorkers: process.env.DATABASE_URL ? 2 : 1,
+    // Two cores; each file has its own schema, bucket and queues, so two files may run side by side.
+    maxWorkers: 2,
     minWorkers: 1,
   },
 });

@@ -2,6 +2,7 @@
  * One cold start, measured in a fresh Node process: import the bundled predict handler (module
  * init, as Lambda's init phase does), then the first invocation (serving model fetched from S3 and
  * loaded into ONNX Runtime, first prediction, first INSERT and SendMessage). Prints JSON.
+ * Usage: node bench/cold-start.mjs <bundled handler> <JSON request body>
  */
 import { createRequire } from 'node:module';
 
@@ -15,17 +16,7 @@ const event = {
   headers: { 'content-type': 'application/json' },
   requestContext: { http: { method: 'POST', path: '/predict' } },
   isBase64Encoded: false,
-  body: JSON.stringify({
-    user_id: 1,
-    projetos_min: 3,
-    habilidades_min: 10,
-    kw_contexto: 4,
-    kw_processo: 3,
-    kw_resultado: 4,
-    consistencia_visual_score: 80,
-    bio: true,
-    contatos: true,
-  }),
+  body: process.argv[3], // the seed example, from bench/run.ts
 };
 const context = { functionName: 'predict', awsRequestId: 'cold', getRemainingTimeInMillis: () => 10_000 };
 const result = await handler(event, context);

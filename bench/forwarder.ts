@@ -6,7 +6,7 @@
  * SQS is a service of its own on AWS; the forwarder, the pollers and the ThingsBoard fake share this one.
  *
  * PostgreSQL: a throwaway database on the server DATABASE_URL names (dropped afterwards), or an
- * embedded PGlite when it is unset (slower). `npx tsx bench/forwarder.ts` prints the figures as JSON.
+ * embedded PostgreSQL server when it is unset. `npx tsx bench/forwarder.ts` prints the figures as JSON.
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -43,7 +43,7 @@ export interface ForwarderBenchResult {
   predictions: number;
   pollers: number;
   batchSize: number;
-  database: 'postgresql' | 'pglite';
+  database: 'postgresql' | 'embedded postgresql';
   /** Storing the rows and queuing their messages (setup, not measured below). */
   setupSeconds: number;
   /** From the first poll until the queue held no message (visible, in flight or delayed). */
@@ -59,7 +59,7 @@ export interface ForwarderBenchResult {
 
 const seconds = (ms: number) => Math.round(ms) / 1000;
 
-/** A database of the bench's own: a throwaway one on DATABASE_URL's server, or an embedded PGlite. */
+/** A database of the bench's own: a throwaway one on DATABASE_URL's server, or an embedded server's. */
 async function benchDatabase(): Promise<{
   url: string;
   kind: ForwarderBenchResult['database'];
@@ -67,8 +67,8 @@ async function benchDatabase(): Promise<{
 }> {
   const server = process.env.DATABASE_URL;
   if (!server) {
-    const embedded = await startPostgres({ port: 0 });
-    return { url: embedded.url, kind: 'pglite', drop: embedded.stop };
+    const embedded = await startPostgres({});
+    return { url: embedded.url, kind: 'embedded postgresql', drop: embedded.stop };
   }
   const name = `hubfolio_bench_${process.pid}_${Date.now()}`;
   const admin = async (sql: string) => {

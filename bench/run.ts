@@ -5,8 +5,8 @@
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, freemem, platform, release, tmpdir, totalmem } from 'node:os';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
@@ -15,11 +15,16 @@ import pg from 'pg';
 import { migrate } from '#shared/migrations';
 import { S3RVER_CREDENTIALS } from '../scripts/local/emulators.ts';
 import { freePort } from '../scripts/local/ports.ts';
+import { buildHandlers } from '../scripts/local/handlers.ts';
 import { ensureBucket, ensureQueues, seedSampleModel, sqsClient } from '../scripts/local/resources.ts';
-import { ROOT, SAMPLE_MODEL, startLocalStack } from '../scripts/local/stack.ts';
+import { ROOT, SAMPLE_MODEL } from '../scripts/local/stack.ts';
 import { SEED_EXAMPLE as SEED } from '../test/helpers/fixtures.ts';
 import { httpEvent, lambdaContext } from '../test/helpers/lambda.ts';
-import { benchForwarder, type ForwarderBenchResult } from './forwarder.ts';
+import { benchForwarder } from './forwarder.ts';
+import { benchHttp } from './http.ts';
+import { renderResults, type BenchResults } from './report.ts';
+import { sqs as predictionsSqs } from '#prediction/queue';
+import { countSqsSends, type SqsSends } from './sqs-requests.ts';
 import { measure, measureAlternating, round } from './stats.ts';
 import { parseScriptArgs } from '../scripts/usage.ts';
 
@@ -93,38 +98,10 @@ async function bundle(entry: string, outdir: string): Promise<string> {
   return outfile;
 }
 
-async function autocannon(url: string, connections: number, seconds: number, body: string) {
-  const { stdout: out } = await execFileAsync(
-    process.execPath,
-    [
-      resolve(ROOT, 'node_modules/autocannon/autocannon.js'),
-      '-j',
-      '-c',
-      String(connections),
-      '-d',
-      String(seconds),
-      '-m',
-      'POST',
-      '-H',
-      'content-type=application/json',
-      '-b',
-      body,
-      url,
-    ],
-    { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
-  );
-  const result = JSON.parse(out);
-  return {
-    n: result.requests.total,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    perSecond: Math.round(result.requests.average),
-    non2xx: result.non2xx,
-    errors: result.errors,
-  };
-}
-
 const work = mkdtempSync(join(tmpdir(), 'hubfolio-bench-'));
+// mkdtemp makes it private; as root the embedded PostgreSQL of the HTTP rows runs as the user postgres.
+chmodSync(work, 0o755);
+const loadBefore = loadavg();
 const db = await benchDatabase(server);
 const emulators = spawn(
   process.execPath,
@@ -157,6 +134,13 @@ const { queueUrl } = await ensureQueues(endpoints, 'bench');
 process.env.PREDICTIONS_QUEUE_URL = queueUrl;
 await seedSampleModel(endpoints, 'bench-models', 'hubfolio-model', SAMPLE_MODEL);
 
+// The SQS requests the prediction handlers make (what AWS bills): their client, built once per process.
+const sqsSends = countSqsSends(predictionsSqs());
+const perThousand = (sends: SqsSends, predictions: number) => ({
+  requests: round((sends.requests * 1000) / predictions, 1),
+  billed: round((sends.billed * 1000) / predictions, 1),
+});
+
 const results: Record<string, unknown> = {};
 try {
   // Floor: what one prediction cannot avoid — one INSERT and one SendMessage, no handler.
@@ -184,8 +168,10 @@ try {
   };
   await measure(200, 1, floorOnce); // warm-up
   await measure(200, 1, once);
+  sqsSends.take();
   const c1 = await measureAlternating(8, 250, 1, { floor: floorOnce, handler: once });
   const c16 = await measureAlternating(8, 500, 16, { floor: floorOnce, handler: once });
+  results.sqsPredict = perThousand(sqsSends.take(), c1.handler.n + c16.handler.n);
   // What the AWS SDK alone costs of the floor: one SendMessage, no database.
   const sendOnly = () =>
     floorSqs.send(
@@ -210,14 +196,16 @@ try {
     if (result.statusCode !== 200) throw new Error(`/predict/batch answered ${result.statusCode}`);
   };
   await measure(3, 1, batchOnce);
+  sqsSends.take();
   results.batch1000 = await measure(20, 1, batchOnce);
+  results.sqsBatch = perThousand(sqsSends.take(), 20 * 1000);
 
   log('cold start: bundled handler in a fresh process (5 runs)');
   const bundled = await bundle('functions/predict/handler.ts', join(work, 'bundle'));
   const colds: Array<{ initMs: number; firstInvocationMs: number; totalMs: number }> = [];
   for (let i = 0; i < 5; i++) {
     // Asynchronously: the emulators the child talks to run in this process.
-    const { stdout } = await execFileAsync(process.execPath, [resolve(ROOT, 'bench/cold-start.mjs'), bundled], {
+    const { stdout } = await execFileAsync(process.execPath, [resolve(ROOT, 'bench/cold-start.mjs'), bundled, body], {
       encoding: 'utf8',
       // As on Lambda: the layer's packages are found through NODE_PATH, and serverless.yml sets
       // NODE_OPTIONS so that stack traces point into the TypeScript sources.
@@ -230,28 +218,38 @@ try {
   results.coldStart = colds[2];
   results.bundleBytes = statSync(bundled).size;
 
-  log('serverless-offline over HTTP (autocannon, 10 s each)');
-  const stackEnv = { ...process.env };
-  for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_SQS', 'MODEL_BUCKET', 'PREDICTIONS_QUEUE_URL'])
-    delete stackEnv[name];
-  const stack = await startLocalStack({
-    env: stackEnv,
-    dataDir: join(work, 'stack'),
-    port: await freePort(),
-    s3Port: await freePort(),
-    sqsPort: await freePort(),
-    offlineOutput: 'ignore',
-  });
+  log('what serverless-offline spends resolving the handler on every invocation');
+  const handlers = await buildHandlers(ROOT);
   try {
-    // Warm-up: serverless-offline starts one worker ("container") per concurrent request, each with
-    // its own cold start (TypeScript compiled on the fly, model loaded). Sixteen at once on two cores
-    // take longer than the 10 s function timeout, so the load rises in steps, as it would on AWS.
-    for (const connections of [1, 4, 8, 16]) await autocannon(`${stack.url}/predict`, connections, 6, body);
-    results.httpC1 = await autocannon(`${stack.url}/predict`, 1, 10, body);
-    results.httpC16 = await autocannon(`${stack.url}/predict`, 16, 10, body);
+    const { stdout } = await execFileAsync(
+      process.execPath,
+      [resolve(ROOT, 'bench/handler-load.mjs'), handlers.location],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
+      },
+    );
+    results.handlerLoad = JSON.parse(stdout.trim().split('\n').pop()!);
   } finally {
-    await stack.stop();
+    await handlers.remove();
   }
+
+  // The stack brings its own emulators, bucket and queues, as `npm start` does.
+  const stackEnv = { ...process.env };
+  // POWERTOOLS_LOG_LEVEL too: the functions log at serverless.yml's level, as in `npm start`.
+  for (const name of [
+    'AWS_ENDPOINT_URL_S3',
+    'AWS_ENDPOINT_URL_SQS',
+    'MODEL_BUCKET',
+    'PREDICTIONS_QUEUE_URL',
+    'POWERTOOLS_LOG_LEVEL',
+  ])
+    delete stackEnv[name];
+  log("over HTTP through npm start's stack, embedded PostgreSQL (autocannon)");
+  const { DATABASE_URL: _, ...embeddedEnv } = stackEnv;
+  results.httpEmbedded = await benchHttp({ env: embeddedEnv, dataDir: join(work, 'stack-embedded'), body, batchBody });
+  log("over HTTP through npm start's stack, DATABASE_URL's PostgreSQL (autocannon)");
+  results.httpServer = await benchHttp({ env: stackEnv, dataDir: join(work, 'stack-server'), body, batchBody });
 
   log('telemetry forwarder: a backlog of 10,000 queued predictions to the ThingsBoard fake');
   results.forwarder = await benchForwarder();
@@ -262,92 +260,11 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 
-type Lat = { n: number; p50: number; p99: number; perSecond: number; cpuMsPerCall?: number };
-const r = results as Record<
-  'floorC1' | 'floorC16' | 'sendC16' | 'handlerC1' | 'handlerC16' | 'batch1000' | 'httpC1' | 'httpC16',
-  Lat
-> & {
-  bundleBytes: number;
-  coldStart: { initMs: number; firstInvocationMs: number; totalMs: number };
-  forwarder: ForwarderBenchResult;
-};
-const f = r.forwarder;
-const ratio = round(r.handlerC1.p50 / r.floorC1.p50);
-const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
-const cpu = cpus();
-const row = (name: string, l: Lat) =>
-  `| ${name} | ${l.n} | ${l.p50} | ${l.p99} | ${l.perSecond} | ${l.cpuMsPerCall ?? '—'} |`;
-const md = `# Benchmark results
-
-Produced by \`npm run bench\` (bench/run.ts) — do not edit by hand.
-
-- Date: ${new Date().toISOString()}
-- Machine: ${cpu[0]?.model.trim()} × ${cpu.length} cores, ${round(totalmem() / 2 ** 30, 1)} GiB RAM (${round(freemem() / 2 ** 30, 1)} GiB free), ${platform()} ${release()}
-- Node ${process.version}; PostgreSQL: ${new URL(db.url).host} (real server); SQS: fauxqs and S3: s3rver (emulators, in a process of their own; for the HTTP rows, inside the local stack's process)
-
-## Prediction path
-
-| measurement | requests | p50 ms | p99 ms | per second | CPU ms per call, benchmark process |
-|---|---|---|---|---|---|
-${row('floor: raw INSERT + SendMessage, concurrency 1', r.floorC1)}
-${row('floor: raw INSERT + SendMessage, concurrency 16', r.floorC16)}
-${row('SendMessage alone (AWS SDK), concurrency 16', r.sendC16)}
-${row('/predict handler in-process, concurrency 1', r.handlerC1)}
-${row('/predict handler in-process, concurrency 16', r.handlerC16)}
-${row('/predict/batch handler, 1,000 rows per request', r.batch1000)}
-${row('/predict via serverless-offline over HTTP, 1 connection', r.httpC1)}
-${row('/predict via serverless-offline over HTTP, 16 connections', r.httpC16)}
-
-Batch throughput: ${Math.round((1000 * 1000) / r.batch1000.p50)} predictions/s at the p50 batch time.
-
-Cold start (bundled handler, fresh process, median of 5): module init ${round(r.coldStart.initMs)} ms + first invocation
-(serving model from S3, ONNX session, first prediction, INSERT, SendMessage) ${round(r.coldStart.firstInvocationMs)} ms = **${round(r.coldStart.totalMs)} ms**.
-Lambda's own runtime start-up (before module init) is not included; it is not ours to shorten.
-
-## Telemetry forwarder
-
-${f.predictions.toLocaleString('en')} predictions queued (real rows, real fauxqs messages), forwarded by the consumer with
-${f.pollers} pollers of ${f.batchSize} records to the ThingsBoard fake: **${f.forwardedPerSecond} predictions/s**, queue empty after
-${f.queueEmptySeconds} s, ${f.thingsboardRequests} ThingsBoard requests; ${f.distinctDataPoints} distinct data points and ${f.deliveredAtRecorded}
-rows marked delivered (none missing, none doubled when both equal ${f.predictions}); ${f.deadLettered} dead-lettered. Database: ${f.database}.
-
-## Targets
-
-| target | figure | verdict |
-|---|---|---|
-| handler p50 within 1.5× the floor at concurrency 1 | ratio handler/floor = **${ratio}** | ${verdict(ratio <= 1.5)} |
-| ≥ 1,000 predictions/s at concurrency 16 | ${r.handlerC16.perSecond}/s | ${verdict(r.handlerC16.perSecond >= 1000)} |
-| 1,000-row batch under 100 ms | p50 ${r.batch1000.p50} ms | ${verdict(r.batch1000.p50 < 100)} |
-| cold start under 300 ms | ${round(r.coldStart.totalMs)} ms | ${verdict(r.coldStart.totalMs < 300)} |
-| forwarder ≥ 2,000 predictions/s | ${f.forwardedPerSecond}/s | ${verdict(f.forwardedPerSecond >= 2000)} |
-
-## Reading the figures
-
-- Everything here shares the machine's ${cpu.length} cores: PostgreSQL, the SQS and S3 emulators and the code under test.
-  In-process, one Node thread runs all 16 callers, so at concurrency 16 throughput is about 1 / (CPU per call): the floor
-  costs ${r.floorC16.cpuMsPerCall} ms of CPU per call (${r.floorC16.perSecond}/s), the handler ${r.handlerC16.cpuMsPerCall} ms (${r.handlerC16.perSecond}/s, ${Math.round((100 * r.handlerC16.perSecond) / r.floorC16.perSecond)}% of the floor).
-  The AWS SDK's SendMessage alone takes ${r.sendC16.cpuMsPerCall} ms of that. On AWS each concurrent request has a container of its own.
-- At concurrency 1 the handler spends ${round(r.handlerC1.p50 - r.floorC1.p50)} ms more than the floor (p50): validation, one inference run
-  (ONNX Runtime runs it on the next turn of the event loop), and a second PostgreSQL statement, \`allocate_prediction_ts\`,
-  which hands every prediction a unique millisecond (ThingsBoard overwrites data points that share one). It commits on
-  its own, asynchronously, so that concurrent INSERTs never wait on each other's commit, and it runs while the model
-  scores. No statement relies on session state, so a transaction-level pooler (RDS Proxy) may run them on different connections.
-- A 1,000-row batch is one validation, one inference run, one INSERT through unnest, and 100 SendMessageBatch calls sent at
-  once (SQS takes at most 10 messages per call; one message per prediction, so that the consumer can retry and park each
-  one alone). It is CPU-bound in the function's process (${r.batch1000.cpuMsPerCall} ms of CPU per batch), most of it in the SDK's 100 calls.
-- The cold start is the bundled handler (esbuild, minified, as \`npm run package\` builds it: ${round(r.bundleBytes / 2 ** 20)} MiB) required by a
-  fresh Node process with \`--enable-source-maps\`, as deployed. Module init is mostly V8 compiling and running that bundle
-  (AWS SDK S3 and SQS clients, zod, onnx-proto, pg), loading ONNX Runtime's native library, and parsing the source map
-  (the price of stack traces that point into the TypeScript sources).${
-    Number(process.versions.node.split('.')[0]) < 21
-      ? ` On Node ${process.versions.node.split('.')[0]}, as here, it also includes time that
-  Lambda's nodejs22.x runtime does not spend: pg probes for Cloudflare Workers by touching \`Response\`, which makes this Node
-  load its fetch implementation (Node 22 answers the probe from \`navigator\`).`
-      : ''
-  } The first invocation fetches the serving model, opens its session and makes the first INSERT and SendMessage.
-- Over HTTP, serverless-offline adds its own worker-thread hop per request and starts one worker per concurrent request;
-  it is the local development path, not the deployed one.
-`;
+const md = renderResults(results as unknown as BenchResults, {
+  databaseHost: new URL(db.url).host,
+  loadBefore,
+  loadAfter: loadavg(),
+});
 writeFileSync(resolve(ROOT, 'bench/RESULTS.md'), md);
 console.log(md);
 process.exit(0);

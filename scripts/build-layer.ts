@@ -3,6 +3,8 @@
  * with only what runs on Lambda x86_64: the JS API, onnxruntime-common and the linux-x64 binaries
  * (~46 MB instead of the ~290 MB npm package that ships every OS). serverless.yml marks the package
  * external, so functions require() it from the layer (/opt/nodejs/node_modules).
+ * `npm run build:layer -- DIR` builds it in DIR instead of layers/onnxruntime (the packaged-function
+ * tests unpack it as /opt).
  */
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -17,11 +19,12 @@ parseScriptArgs({
 });
 
 const ROOT = resolve(import.meta.dirname, '..');
-const target = resolve(ROOT, 'layers/onnxruntime/nodejs/node_modules');
+const layerDir = resolve(process.argv[2] ?? resolve(ROOT, 'layers/onnxruntime'));
+const target = join(layerDir, 'nodejs/node_modules');
 const require = createRequire(import.meta.url);
 const packageDir = (name: string) => dirname(require.resolve(`${name}/package.json`));
 
-rmSync(resolve(ROOT, 'layers/onnxruntime/nodejs'), { recursive: true, force: true });
+rmSync(join(layerDir, 'nodejs'), { recursive: true, force: true });
 const ort = packageDir('onnxruntime-node');
 const { version } = JSON.parse(readFileSync(join(ort, 'package.json'), 'utf8')) as { version: string };
 for (const part of ['package.json', 'LICENSE', 'dist', 'lib', 'bin/napi-v6/linux/x64']) {

@@ -1,20 +1,33 @@
 /**
- * `npm run deploy [-- --stage prod]`: builds the onnxruntime layer, deploys it as its own stack
- * (layers/serverless.yml), then deploys the functions, bundled by esbuild. Both stacks get the same
- * stage and region: the functions import the layer of their own stage
- * (hubfolio-onnxruntime-layer-{stage}-arn), so a stage given to the functions alone fails to deploy.
+ * `npm run deploy -- --stage prod [--region eu-west-1]`: both stacks, in the order they need, with the
+ * same options (a stage given to one stack only would import another stage's layer):
+ * 1. package the functions (esbuild bundles; no AWS call) and refuse when a required setting is missing
+ *    or malformed, before any CloudFormation, the layer's included (scripts/deploy-check.cjs);
+ * 2. build the onnxruntime layer (scripts/build-layer.ts) and deploy its stack (layers/serverless.yml);
+ * 3. deploy the functions' stack from that same package, which imports the layer's ARN.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { parseScriptArgs } from './usage.ts';
 
-const ROOT = resolve(import.meta.dirname, '..');
+type Environments = Record<string, Record<string, unknown>>;
+/** The osls plugin's own check (CommonJS, as osls loads it), so that both refuse the same things. */
+const { settingProblems, templateEnvironments, refusal } = createRequire(import.meta.url)('./deploy-check.cjs') as {
+  settingProblems: (environments: Environments) => string[];
+  templateEnvironments: (template: unknown) => Environments;
+  refusal: (problems: string[]) => string;
+};
 
+const ROOT = resolve(import.meta.dirname, '..');
+const SERVERLESS = resolve(ROOT, 'node_modules/osls/bin/serverless.js');
+const PACKAGE_DIR = '.serverless';
 const values = parseScriptArgs({
   command: 'npm run deploy',
   description:
-    'Builds and deploys the onnxruntime layer stack, then the functions (bundled), to AWS, with the same stage and\n' +
-    'region. Needs AWS credentials, DATABASE_URL and MODEL_BUCKET (see README, Deploying).',
+    'Packages the functions, refuses a missing or malformed setting before any CloudFormation, then builds and\n' +
+    'deploys the onnxruntime layer stack and the functions, with the same stage and region (README, Deploying).',
   options: {
     stage: { type: 'string', short: 's', valueName: 'STAGE', description: 'the stage of both stacks (dev)' },
     region: { type: 'string', short: 'r', valueName: 'REGION', description: 'their region (AWS_REGION, us-east-1)' },
@@ -26,28 +39,29 @@ const values = parseScriptArgs({
     AWS_REGION: 'as --region',
   },
 });
-
-const passed = [
+const options = [
   ...(values.stage ? ['--stage', values.stage] : []),
   ...(values.region ? ['--region', values.region] : []),
   ...(values['aws-profile'] ? ['--aws-profile', values['aws-profile']] : []),
   ...(values.verbose ? ['--verbose'] : []),
 ];
 
-function run(what: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): void {
-  console.log(`[deploy] ${what}`);
-  const { status } = spawnSync(process.execPath, args, {
-    cwd: options.cwd ?? ROOT,
-    env: options.env,
-    stdio: 'inherit',
-  });
-  if (status !== 0) {
-    console.error(`[deploy] ${what} failed; nothing after it was deployed`);
-    process.exit(status ?? 1);
-  }
+function run(command: string, args: string[], cwd = ROOT): void {
+  console.log(`\n$ ${[command === process.execPath ? 'node' : command, ...args].join(' ')}`);
+  const { status } = spawnSync(command, args, { cwd, stdio: 'inherit' });
+  if (status !== 0) process.exit(status ?? 1);
 }
 
-const serverless = resolve(ROOT, 'node_modules/osls/bin/serverless.js');
-run('building the onnxruntime layer', ['--import', 'tsx', resolve(ROOT, 'scripts/build-layer.ts')]);
-run('deploying the layer stack', [serverless, 'deploy', ...passed], { cwd: resolve(ROOT, 'layers') });
-run('deploying the functions', [serverless, 'deploy', ...passed], { env: { ...process.env, SLS_BUNDLE: '1' } });
+run(process.execPath, [SERVERLESS, 'package', '--package', PACKAGE_DIR, ...options]);
+const template: unknown = JSON.parse(
+  readFileSync(resolve(ROOT, PACKAGE_DIR, 'cloudformation-template-update-stack.json'), 'utf8'),
+);
+const problems = settingProblems(templateEnvironments(template));
+if (problems.length > 0) {
+  console.error(`\n${refusal(problems)}`);
+  process.exit(2);
+}
+
+run('npm', ['run', 'build:layer']);
+run(process.execPath, [SERVERLESS, 'deploy', ...options], resolve(ROOT, 'layers'));
+run(process.execPath, [SERVERLESS, 'deploy', '--package', PACKAGE_DIR, ...options]);

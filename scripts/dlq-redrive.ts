@@ -17,7 +17,7 @@ import {
   SQSClient,
   type MessageAttributeValue,
 } from '@aws-sdk/client-sqs';
-import { ATTRIBUTES } from '#telemetry/forwarder';
+import { ATTRIBUTES } from '#telemetry/records';
 import { sendMessages } from '#aws/sqs';
 import { S3RVER_CREDENTIALS } from './local/emulators.ts';
 import { readRunningStack } from './local/running.ts';

@@ -1,5 +1,20 @@
-// serverless.yml's plugin list: serverless-offline and its API Gateway companion
-// (scripts/local/offline-gateway.cjs) always; serverless-esbuild only when bundling (SLS_BUNDLE=1),
-// because offline runs the .ts handlers directly.
-const offline = ['serverless-offline', './scripts/local/offline-gateway.cjs'];
-module.exports.plugins = () => (process.env.SLS_BUNDLE === '1' ? ['serverless-esbuild', ...offline] : offline);
+// serverless.yml's plugin list, chosen by the command so that nothing in the environment changes
+// what ships: `serverless offline` (npm start) runs the handlers npm start compiled (scripts/local/handlers.ts)
+// or, alone, the TypeScript as it is, and every other
+// command (package, deploy, deploy function, invoke local) bundles them with esbuild. serverless-esbuild
+// must not load for offline: it would bundle there too and serve the bundles instead of the sources.
+// osls takes the command from the words before the first option (`serverless offline start --stage x`).
+// deploy-check refuses a deploy that misses a required setting; serverless-iam-roles-per-function
+// gives each function a role of its own (its iamRoleStatements) instead of one role for all, and
+// drop-shared-role then removes the shared role it leaves behind unused. offline-gateway makes the
+// local API answer like API Gateway (a failed or timed-out function is a 5xx in the API's error shape).
+const offline = process.argv[2] === 'offline';
+
+module.exports.plugins = () => [
+  './scripts/deploy-check.cjs',
+  'serverless-iam-roles-per-function',
+  './scripts/drop-shared-role.cjs',
+  ...(offline ? [] : ['serverless-esbuild']),
+  'serverless-offline',
+  './scripts/local/offline-gateway.cjs',
+];

@@ -15,7 +15,7 @@ parseScriptArgs({
     'the variables below name real ones), the sample model and the S3/SQS event bridge. Ctrl-C stops everything.',
   environment: {
     PORT: 'the API port (3000)',
-    'S3_PORT, SQS_PORT, PGLITE_PORT': "the embedded services' ports (free ones)",
+    'S3_PORT, SQS_PORT, POSTGRES_PORT': "the embedded services' ports (free ones)",
     LAMBDA_PORT: "serverless-offline's Lambda invoke port (a free one)",
     LOCAL_DATA_DIR: 'where the embedded services keep their data (.local)',
     'DATABASE_URL, AWS_ENDPOINT_URL': 'a real PostgreSQL, S3 and SQS instead of the embedded ones',
@@ -87,7 +87,7 @@ const ports: StackPorts = {
   lambdaPort: portFrom('LAMBDA_PORT'),
   s3Port: portFrom('S3_PORT'),
   sqsPort: portFrom('SQS_PORT'),
-  pgPort: portFrom('PGLITE_PORT'),
+  pgPort: portFrom('POSTGRES_PORT'),
 };
 try {
   // Before loading the stack's modules (seconds): a port in use is reported at once.

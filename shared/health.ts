@@ -35,8 +35,7 @@ const answered = async (name: string, run: () => Promise<unknown>) => (await pro
  */
 export async function healthReport(): Promise<HealthReport> {
   const mlflowClient = mlflow();
-  const { THINGSBOARD_URL, THINGSBOARD_DEVICE_TOKEN } = config();
-  const thingsboardConfigured = Boolean(THINGSBOARD_URL && THINGSBOARD_DEVICE_TOKEN);
+  const thingsboardConfigured = thingsBoard().missingConfiguration === undefined;
   const [bucket, postgres, queue, mlflowUp, thingsboardUp, model] = await Promise.all([
     probe('s3', bucketState),
     answered('postgres', () => pool().query('SELECT 1')),

@@ -21,6 +21,17 @@ export function lambdaInvoker(lambdaUrl: string, functionPrefix: string) {
   };
 }
 
+let lastSequencer = 0n;
+
+/**
+ * S3's `sequencer`: a hex number that grows with each event of a key, so that a repeated delivery of
+ * an event (the same sequencer) can be told from a new put of the same bytes (a greater one).
+ */
+function nextSequencer(): string {
+  lastSequencer = lastSequencer >= process.hrtime.bigint() ? lastSequencer + 1n : process.hrtime.bigint();
+  return lastSequencer.toString(16).toUpperCase().padStart(18, '0');
+}
+
 export function s3NotificationEvent(bucket: string, key: string, size: number, eTag: string, region: string) {
   return {
     Records: [
@@ -34,7 +45,12 @@ export function s3NotificationEvent(bucket: string, key: string, size: number, e
           s3SchemaVersion: '1.0',
           bucket: { name: bucket, arn: `arn:aws:s3:::${bucket}` },
           // S3 notifications carry the key URL-encoded, spaces as "+".
-          object: { key: encodeURIComponent(key).replace(/%20/g, '+').replace(/%2F/g, '/'), size, eTag },
+          object: {
+            key: encodeURIComponent(key).replace(/%20/g, '+').replace(/%2F/g, '/'),
+            size,
+            eTag,
+            sequencer: nextSequencer(),
+          },
         },
       },
     ],

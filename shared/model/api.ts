@@ -7,7 +7,7 @@ import { validate } from '#http/validation';
 import type { Metrics } from '#model/files';
 import { INCOMING_PREFIX, presignPut, s3Uri } from '#model/storage';
 import { MAX_MODEL_BYTES, refuseForeignFormat } from '#model/validation';
-import { MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '#model/name';
+import { checkFileName, FILE_NAME_RULE, isPlainFileName, MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '#model/name';
 import {
   SERVING_TARGET,
   type ExportedFile,
@@ -126,7 +126,7 @@ export function readUploadForm(event: HttpEvent): UploadRequest {
     );
   }
   return {
-    fileName: file.filename || 'model.onnx',
+    fileName: checkFileName(file.filename || 'model.onnx', 'file'),
     bytes: file.content,
     modelName: form.model_name ?? config().MODEL_NAME,
     metrics: pickMetrics(form),
@@ -141,11 +141,7 @@ const fileName = z
   .string({ error: 'is required: the name of the .onnx file, e.g. model.onnx' })
   .trim()
   .min(1, { error: 'is required: the name of the .onnx file, e.g. model.onnx' })
-  .max(200, { error: 'must be at most 200 characters' })
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters in a file name is the point
-  .refine((name) => !/[/\\\u0000-\u001f]/.test(name), {
-    error: 'must be a plain file name (no "/", "\\" or control characters)',
-  });
+  .refine(isPlainFileName, { error: FILE_NAME_RULE });
 
 /** The size a presigned PUT is signed for: S3 then refuses a body of any other length. */
 const FILE_SIZE_RULE = `is required: the file's size in bytes, 1 to ${MAX_MODEL_BYTES} (e.g. stat -c %s model.onnx)`;

@@ -2,6 +2,7 @@ import { config } from '#shared/config';
 import { BadGatewayError, ServiceUnavailableError } from '#http/errors';
 import { FEATURES } from '#prediction/features';
 import { findModelFile, type Metrics } from '#model/files';
+import { recentDrops } from '#model/drops';
 import { mlflow, type MlflowClient } from '#clients/mlflow/client';
 import type { ModelStage } from '#clients/mlflow/entities';
 import { MlflowUnavailableError } from '#clients/mlflow/errors';
@@ -10,9 +11,9 @@ import { ServingModelCache, servingModels, type ServingModel } from '#prediction
 
 /**
  * GET /model/info: the seed's keys (`model_loaded`, `model_name` = the algorithm, `features`,
- * `num_features`, `mlflow`) plus what serves (`serving`: version, aliases, metrics, S3 key). The
- * serving part never needs MLflow; when MLflow is not configured or down, `mlflow` is null and
- * `mlflow_error` says why.
+ * `num_features`, `mlflow`) plus what serves (`serving`: version, aliases, metrics, S3 key) and the
+ * latest outcomes of the drop folder (`drop_folder`). The serving part never needs MLflow; when
+ * MLflow is not configured or down, `mlflow` is null and `mlflow_error` says why.
  */
 
 const caches = new Map<string, ServingModelCache>();
@@ -97,7 +98,7 @@ async function servingPart(
 
 export async function modelInfo(modelName = config().MODEL_NAME): Promise<ModelInfo> {
   const client = mlflow();
-  const [loaded, mlflowInfo] = await Promise.all([
+  const [loaded, mlflowInfo, drops] = await Promise.all([
     servingCache(modelName)
       .get()
       .then((model) => ({ model }))
@@ -112,6 +113,7 @@ export async function modelInfo(modelName = config().MODEL_NAME): Promise<ModelI
           mlflow_error:
             'MLflow is not configured (MLFLOW_TRACKING_URI is unset); versions are numbered by this service.',
         },
+    recentDrops(modelName),
   ]);
   const description = 'model' in loaded ? loaded.model.model.description : null;
   return {
@@ -122,5 +124,6 @@ export async function modelInfo(modelName = config().MODEL_NAME): Promise<ModelI
     serving: 'model' in loaded ? await servingPart(client, loaded.model) : null,
     ...('error' in loaded ? { serving_error: loaded.error } : {}),
     ...mlflowInfo,
+    drop_folder: drops,
   };
 }

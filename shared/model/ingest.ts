@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { S3Event, S3EventRecord } from 'aws-lambda';
 import * as z from 'zod';
 import { config } from '#shared/config';
@@ -5,20 +6,23 @@ import { BadRequestError, ConflictError, PayloadTooLargeError, RequestError } fr
 import { fieldIssues } from '#http/validation';
 import { logger } from '#shared/log';
 import { flagText, METRIC_RULES, numberText, pickMetrics } from '#model/api';
-import { INCOMING_PREFIX, rejectionMarkerKey } from '#model/storage';
+import { INCOMING_PREFIX } from '#model/storage';
+import { findDrop, recordDrop, type DropRecord } from '#model/drops';
 import { MAX_MODEL_BYTES } from '#model/validation';
 import { registerModelFile } from '#model/registration';
-import { getObject, putObject } from '#aws/s3';
+import { getObject } from '#aws/s3';
 
 /**
  * The S3 drop folder: an object created under incoming/{model_name}/ (by any S3 client, or the
  * presigned URL of POST /model/upload-url) is registered through the same service as an upload.
  *
- * S3 delivers events at least once, and Lambda retries a failed invocation: every outcome is
- * final and idempotent. A registered file is found again by its sha256; a refused one leaves a
- * rejected/{key}.json marker (with the reason) that later events for the same object (same ETag)
- * stop at, so a bad file is reported once and never retried. Only failures of S3 or PostgreSQL
- * themselves fail the invocation, so that Lambda's retries try again.
+ * Every outcome is recorded per key (shared/model/drops.ts) for GET /model/info to show. S3
+ * delivers events at least once, and Lambda retries a failed invocation: a repeated event (same
+ * object, same sequencer) of a refused file answers the recorded refusal without reading the file
+ * again, and one of a taken file finds it again by its sha256 and promotes it only if nothing was
+ * promoted since. A new put of a file, even of the same bytes, is handled like the same upload again:
+ * refused for the same reason, or answered with its version and made to serve. Only failures of S3
+ * or PostgreSQL themselves fail the invocation, so that Lambda's retries try again.
  */
 
 export interface IngestResult {
@@ -93,36 +97,14 @@ async function wishesFor(key: string, metadata: Record<string, string>) {
   };
 }
 
-interface RejectionMarker {
-  key: string;
-  etag: string | null;
-  status: number;
-  reason: string;
-  rejected_at: string;
-}
-
-async function rejectedBefore(key: string, etag: string | null): Promise<boolean> {
-  const marker = await getObject(rejectionMarkerKey(key));
-  if (!marker) return false;
-  return (JSON.parse(Buffer.from(marker.bytes).toString('utf8')) as RejectionMarker).etag === etag;
-}
-
-async function reject(key: string, etag: string | null, error: RequestError): Promise<IngestResult> {
-  const marker: RejectionMarker = {
-    key,
-    etag,
-    status: error.statusCode,
-    reason: error.message,
-    rejected_at: new Date().toISOString(),
-  };
-  await putObject(rejectionMarkerKey(key), JSON.stringify(marker, null, 2), { contentType: 'application/json' });
-  logger.warn('dropped model file rejected', {
-    key,
-    status: error.statusCode,
-    reason: error.message,
-    marker: rejectionMarkerKey(key),
-  });
-  return { key, outcome: 'rejected', reason: error.message };
+/** Records a refusal for GET /model/info; the upload of the same file would have answered it. */
+async function reject(
+  drop: Omit<DropRecord, 'sha256' | 'status' | 'reason'>,
+  error: RequestError,
+): Promise<IngestResult> {
+  await recordDrop({ ...drop, sha256: null, status: error.statusCode, reason: error.message });
+  logger.warn('dropped model file rejected', { key: drop.key, status: error.statusCode, reason: error.message });
+  return { key: drop.key, outcome: 'rejected', model_name: drop.model_name, reason: error.message };
 }
 
 async function ingestRecord(record: S3EventRecord): Promise<IngestResult> {
@@ -139,7 +121,18 @@ async function ingestRecord(record: S3EventRecord): Promise<IngestResult> {
 
   // S3 quotes ETags in API answers and not in events; the object's own ETag is the one used throughout.
   const etag = record.s3.object.eTag ? `"${record.s3.object.eTag.replace(/"/g, '')}"` : null;
-  if (await rejectedBefore(key, etag)) return skip('rejected before (see its rejected/ marker)');
+  const drop = {
+    key,
+    model_name: file.modelName,
+    etag,
+    event: record.s3.object.sequencer || record.eventTime || randomUUID(),
+  };
+  const previous = await findDrop(key);
+  const repeated = previous !== null && previous.event === drop.event && previous.etag === etag;
+  if (repeated && previous.status !== null) {
+    logger.info('drop folder event repeated; the file was refused before', { key });
+    return { key, outcome: 'rejected', model_name: file.modelName, reason: previous.reason ?? undefined };
+  }
   try {
     if (record.s3.object.size > MAX_MODEL_BYTES) {
       throw new PayloadTooLargeError(
@@ -157,8 +150,10 @@ async function ingestRecord(record: S3EventRecord): Promise<IngestResult> {
         metrics: wishes.metrics,
         source: `s3://${config().MODEL_BUCKET}/${key}`,
       },
-      { register: true, export: true, promote: wishes.promote ? 'once' : 'never' },
+      // A new put serves at once, as the same upload again would; a repeated event only if nothing was promoted since.
+      { register: true, export: true, promote: wishes.promote ? (repeated ? 'once' : 'now') : 'never' },
     );
+    await recordDrop({ ...drop, sha256: outcome.file.sha256, status: null, reason: null });
     const status = outcome.file.status;
     return {
       key,
@@ -170,7 +165,7 @@ async function ingestRecord(record: S3EventRecord): Promise<IngestResult> {
   } catch (error) {
     // Another invocation is registering the same file right now: it will finish the job.
     if (error instanceof ConflictError) return skip(error.message);
-    if (error instanceof RequestError) return reject(key, etag, error);
+    if (error instanceof RequestError) return reject(drop, error);
     throw error;
   }
 }

@@ -1,6 +1,7 @@
 /**
- * What a model name may be. Names become S3 key segments and MLflow names: no slashes, no spaces,
- * no control characters. One rule for the configuration, the API's schemas and every other entry point.
+ * What a model name and a model file name may be. Names become S3 key segments, S3 metadata, MLflow
+ * names and PostgreSQL text (which cannot hold NUL): no slashes, no control characters. One rule
+ * each for the configuration, the API's schemas, the drop folder and every other entry point.
  */
 import { BadRequestError } from '#http/errors';
 
@@ -13,6 +14,25 @@ export function checkModelName(name: string): string {
   if (!MODEL_NAME_PATTERN.test(name)) {
     throw new BadRequestError(`Invalid model_name "${name}": ${MODEL_NAME_RULE}.`, [
       { field: 'model_name', message: MODEL_NAME_RULE },
+    ]);
+  }
+  return name;
+}
+
+const MAX_FILE_NAME_CHARS = 200;
+export const FILE_NAME_RULE = `must be a plain file name of 1-${MAX_FILE_NAME_CHARS} characters (no "/", "\\" or control characters)`;
+
+/** Control characters (C0, DEL and C1, NUL included) and path separators. */
+const UNSAFE_IN_FILE_NAME = /[/\\\p{Cc}]/u;
+
+export const isPlainFileName = (name: string): boolean =>
+  name.length > 0 && name.length <= MAX_FILE_NAME_CHARS && !UNSAFE_IN_FILE_NAME.test(name);
+
+/** The file name, or a 400 (before anything is stored) naming `field`, the rule and the name with its control characters shown. */
+export function checkFileName(name: string, field = 'filename'): string {
+  if (!isPlainFileName(name)) {
+    throw new BadRequestError(`Invalid file name ${JSON.stringify(name)}: ${FILE_NAME_RULE}.`, [
+      { field, message: FILE_NAME_RULE },
     ]);
   }
   return name;

@@ -187,23 +187,19 @@ export async function ensureExported(ref: VersionRef, bytes?: Uint8Array): Promi
 }
 
 /**
- * Points serving/{model}.json at an export, unless it already names it (a rewrite would make every
- * container reload), and records when the file was promoted.
+ * Points serving/{model}.json at an export and records when the file was promoted. Written on every
+ * promotion, whatever the pointer holds now: that is what repairs a pointer deleted or corrupted
+ * since. Containers that already serve the file only read the small pointer again, without a reload.
  */
 async function publish(ref: VersionRef, exported: ExportedFile): Promise<void> {
-  const pointer = await currentPointer(ref.modelName);
-  const current =
-    pointer && pointer.version === ref.version && pointer.sha256 === exported.sha256 && pointer.s3_key === exported.key;
-  if (!current) {
-    await publishServingModel({
-      model_name: ref.modelName,
-      version: ref.version,
-      s3_key: exported.key,
-      sha256: exported.sha256,
-      run_id: ref.runId,
-      promoted_at: new Date().toISOString(),
-    });
-  }
+  await publishServingModel({
+    model_name: ref.modelName,
+    version: ref.version,
+    s3_key: exported.key,
+    sha256: exported.sha256,
+    run_id: ref.runId,
+    promoted_at: new Date().toISOString(),
+  });
   await updateModelFile({ model_name: ref.modelName, sha256: exported.sha256 }, { promoted_at: new Date() });
 }
 

@@ -15,9 +15,9 @@ import {
   type ModelFileKey,
   type ModelFileRow,
 } from '#model/files';
-import { readModelObject, storeModelFile } from '#model/storage';
+import { readModelObject, storedModelKey, storeModelFile } from '#model/storage';
 import { sha256Hex } from '#aws/s3';
-import { checkModelName } from '#model/name';
+import { checkFileName, checkModelName } from '#model/name';
 import { validateModelFile } from '#model/validation';
 import { ensureExported, promote, registryMode, SERVING_TARGET, type VersionRef } from '#model/promotion';
 import { mlflow } from '#clients/mlflow/client';
@@ -26,8 +26,9 @@ import { MlflowError, MlflowUnavailableError } from '#clients/mlflow/errors';
 
 /**
  * The one registration service, used by POST /model/upload, the S3 drop folder and the sync function:
- * validate → store (uploads/) → version (MLflow, or the suite's own numbering without MLflow) →
- * export (models/…) → promote (alias `production` + stage Production + serving pointer).
+ * validate → claim the model_files row → store (uploads/) → version (MLflow, or the suite's own
+ * numbering without MLflow) → export (models/…) → promote (alias `production` + stage Production +
+ * serving pointer). The file is stored only once a row names it, so no failure leaves an object behind.
  *
  * Exactly once, per (model name, file sha256):
  * - PostgreSQL: the first caller inserts the model_files row (ON CONFLICT DO NOTHING) and holds it
@@ -91,10 +92,10 @@ export async function registerModelFile(
   options: RegistrationOptions,
 ): Promise<RegistrationOutcome> {
   checkModelName(input.modelName);
+  checkFileName(input.fileName);
   const description = await validateModelFile(input.bytes, input.fileName);
   const sha256 = sha256Hex(input.bytes);
   const key = { model_name: input.modelName, sha256 };
-  const storedKey = await storeModelFile(input.modelName, sha256, input.bytes, input.fileName);
   const mode = registryMode();
   const wishes = {
     metrics: input.metrics,
@@ -107,7 +108,7 @@ export async function registerModelFile(
     ...key,
     file_name: input.fileName,
     size: input.bytes.byteLength,
-    stored_key: storedKey,
+    stored_key: storedModelKey(input.modelName, sha256),
     source: input.source,
     algorithm: description.algorithm,
     features: description.features,
@@ -125,7 +126,24 @@ export async function registerModelFile(
     });
   }
   if (!row) ({ row, held } = await settle(key));
+  if (held) await storeHeldFile(row, input);
   return advance(row, input.bytes, { held, options, alreadyRegistered: !held && row.status === 'registered' });
+}
+
+/**
+ * Stores the checked file for the row the caller holds: after the row, so that a failure on the
+ * way (PostgreSQL, S3) never leaves an object no row names. When S3 refuses it, the row records why
+ * and is released at once: the same upload again takes it over without waiting out the lease.
+ */
+async function storeHeldFile(row: ModelFileRow, input: ModelFileInput): Promise<void> {
+  try {
+    await storeModelFile(row.model_name, row.sha256, input.bytes, input.fileName);
+  } catch (error) {
+    await updateModelFile(keyOf(row), { error: 'the file could not be stored in S3; upload it again' })
+      .then(() => releaseModelFile(keyOf(row)))
+      .catch(() => {});
+    throw error;
+  }
 }
 
 /**

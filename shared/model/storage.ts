@@ -10,15 +10,12 @@ import { createS3Client, getObject, putObject, s3 } from '#aws/s3';
  *   uploads/{model}/{sha256}.onnx                       every accepted file, as received
  *   models/{model}/v{N}/{model}_v{N}_{YYYYMMDD_HHMMSS}.onnx  exported versions (the seed's key)
  *   serving/{model}.json                                which export serves (shared/prediction/serving.ts)
- *   rejected/incoming/...json                           why a dropped file was refused
  */
 export const INCOMING_PREFIX = 'incoming/';
 
 export const s3Uri = (key: string) => `s3://${config().MODEL_BUCKET}/${key}`;
 
-const storedModelKey = (modelName: string, sha256: string) => `uploads/${modelName}/${sha256}.onnx`;
-
-export const rejectionMarkerKey = (incomingKey: string) => `rejected/${incomingKey}.json`;
+export const storedModelKey = (modelName: string, sha256: string) => `uploads/${modelName}/${sha256}.onnx`;
 
 /** 2025-01-15T12:00:00Z → 20250115_120000 (UTC). */
 const stamp = (at: Date) => at.toISOString().slice(0, 19).replace(/-|:/g, '').replace('T', '_');

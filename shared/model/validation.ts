@@ -1,7 +1,16 @@
 import { extname } from 'node:path';
 import { PayloadTooLargeError, UnprocessableError, UnsupportedMediaTypeError } from '#http/errors';
 import { OnnxModel, type ModelDescription } from '#model/onnx';
-import { FEATURES } from '#prediction/features';
+import {
+  COUNT_FEATURES,
+  FEATURES,
+  FLAG_FEATURES,
+  MAX_COUNT,
+  MAX_SCORE,
+  SCORE_FEATURE,
+  type FeatureName,
+  type FeatureRow,
+} from '#prediction/features';
 
 /**
  * What a model file must be before anything is stored or registered. Every refusal says what to
@@ -54,9 +63,73 @@ export function refuseForeignFormat(bytes: Uint8Array, fileName: string): void {
   }
 }
 
+/** Values of each feature the probe rows take: both ends of its documented range and a spread between. */
+const PROBE_LEVELS: Record<FeatureName, readonly number[]> = {
+  ...(Object.fromEntries(
+    COUNT_FEATURES.map((name) => [name, [0, 1, 2, 3, 5, 10, 20, 50, 100, 1_000, MAX_COUNT]]),
+  ) as Record<(typeof COUNT_FEATURES)[number], number[]>),
+  [SCORE_FEATURE]: [0, 12.5, 25, 50, 62.5, 75, 87.5, MAX_SCORE],
+  ...(Object.fromEntries(FLAG_FEATURES.map((name) => [name, [0, 1]])) as Record<
+    (typeof FLAG_FEATURES)[number],
+    number[]
+  >),
+};
+
+/** The lowest and the highest level of a feature: the ends of its documented range. */
+const ends = (name: FeatureName) => [PROBE_LEVELS[name][0]!, PROBE_LEVELS[name].at(-1)!];
+
+/**
+ * Portfolios a model must score to a finite number before it may serve: every corner of the
+ * documented ranges (2^8 rows: counts 0 or MAX_COUNT, score 0 or 100, flags 0 or 1), where a
+ * linear model is largest, and 64 rows that mix the levels between, where a tree may split. A model
+ * that overflows float32 there (a coefficient of 3e38 times a count of 2) would fail every such
+ * prediction once promoted. Deterministic, so that a refusal reproduces.
+ */
+const PROBE_ROWS: FeatureRow[] = [
+  ...Array.from(
+    { length: 2 ** FEATURES.length },
+    (_, corner) =>
+      Object.fromEntries(FEATURES.map((name, bit) => [name, ends(name)[(corner >> bit) & 1]])) as FeatureRow,
+  ),
+  ...Array.from(
+    { length: 64 },
+    (_, i) =>
+      Object.fromEntries(
+        FEATURES.map((name, f) => {
+          const levels = PROBE_LEVELS[name];
+          // Strides of different primes per feature: the rows do not move in step.
+          return [name, levels[(i * [1, 3, 5, 7, 11, 13, 17, 19][f]! + f) % levels.length]];
+        }),
+      ) as FeatureRow,
+  ),
+];
+
+const describeRow = (row: FeatureRow) => FEATURES.map((name) => `${name}=${row[name]}`).join(', ');
+
+/** 422 naming a portfolio in the documented ranges that the model does not score to a finite number. */
+async function probe(model: OnnxModel, fileName: string): Promise<void> {
+  let scores: number[];
+  try {
+    scores = await model.predict(PROBE_ROWS);
+  } catch (error) {
+    throw new UnprocessableError(
+      `${fileName} fails on a batch of ${PROBE_ROWS.length} rows across the documented feature ranges (${(error as Error).message}).`,
+      { cause: error },
+    );
+  }
+  const bad = scores.findIndex((score) => !Number.isFinite(score));
+  if (bad === -1) return;
+  throw new UnprocessableError(
+    `${fileName} returns ${scores[bad]} for the portfolio ${describeRow(PROBE_ROWS[bad]!)}; a HubFólio model must return a ` +
+      `finite number for every portfolio in the documented ranges (counts 0-${MAX_COUNT}, ${SCORE_FEATURE} 0-${MAX_SCORE}, ` +
+      `${FLAG_FEATURES.join(' and ')} 0 or 1). Check for coefficients that overflow float32 (largest about 3.4e38) and retrain or rescale.`,
+  );
+}
+
 /**
  * Checks a model file completely, without side effects: the format, the graph (8 float features in,
- * one number out) and a trial run in ONNX Runtime. Returns what the file says about itself.
+ * one number out), a trial run in ONNX Runtime and finite scores across the documented feature
+ * ranges. Returns what the file says about itself.
  */
 export async function validateModelFile(bytes: Uint8Array, fileName: string): Promise<ModelDescription> {
   if (bytes.byteLength === 0)
@@ -68,6 +141,10 @@ export async function validateModelFile(bytes: Uint8Array, fileName: string): Pr
   }
   refuseForeignFormat(bytes, fileName);
   const model = await OnnxModel.load(bytes);
-  await model.release();
+  try {
+    await probe(model, fileName);
+  } finally {
+    await model.release();
+  }
   return model.description;
 }

@@ -1,7 +1,7 @@
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { awsClientOptions, reportOutages } from '#aws/options';
 import { config } from '#shared/config';
-import { PREDICTION_MESSAGE_VERSION, type PredictionMessage } from '#prediction/message';
+import { MESSAGE_VERSIONS, packMessages, type Prediction, type PredictionMessage } from '#prediction/message';
 import type { PredictionRow } from '#prediction/store';
 import { sendMessages, type BatchSendOutcome } from '#aws/sqs';
 
@@ -13,9 +13,8 @@ export function sqs(): SQSClient {
   return client;
 }
 
-export function toMessage(row: PredictionRow): PredictionMessage {
+function toPrediction(row: PredictionRow): Prediction {
   return {
-    version: PREDICTION_MESSAGE_VERSION,
     prediction_id: row.id,
     ts: row.ts,
     created_at: row.created_at,
@@ -28,16 +27,30 @@ export function toMessage(row: PredictionRow): PredictionMessage {
   };
 }
 
+/** A stored prediction as a single message, as /predict sends it. */
+export const toMessage = (row: PredictionRow): PredictionMessage => ({
+  version: MESSAGE_VERSIONS.single,
+  ...toPrediction(row),
+});
+
 /**
- * Sends predictions to the queue with as few SendMessageBatch calls as possible, all at once. Never
- * throws: what the queue did not accept is reported so that it stays pending for the relay.
+ * Sends predictions to the queue: one single message for one prediction, envelopes of as many as
+ * fit for more (a 1,000-row batch is one or two), in as few SendMessageBatch calls as possible, all
+ * at once. Never throws: each prediction is reported sent or failed (with its message), so that
+ * what the queue did not accept stays pending for the relay.
  */
-export function sendPredictions(rows: PredictionRow[]): Promise<BatchSendOutcome> {
-  return sendMessages(
+export async function sendPredictions(rows: PredictionRow[]): Promise<BatchSendOutcome> {
+  const messages = packMessages(rows.map(toPrediction));
+  const { sent, failed } = await sendMessages(
     sqs(),
     config().PREDICTIONS_QUEUE_URL,
-    rows.map((row) => ({ id: row.id, body: JSON.stringify(toMessage(row)) })),
+    messages.map((message, i) => ({ id: String(i), body: message.body })),
   );
+  const idsOf = (i: string) => messages[Number(i)]!.ids;
+  return {
+    sent: sent.flatMap(idsOf),
+    failed: failed.flatMap(({ id, reason }) => idsOf(id).map((predictionId) => ({ id: predictionId, reason }))),
+  };
 }
 
 /** Whether the predictions queue answers (for /health). */

@@ -1,32 +1,50 @@
 import { pool } from '#shared/db';
 import { logger } from '#shared/log';
-import { lockNotEnqueued, markEnqueued, markEnqueueFailed } from '#prediction/store';
+import { lockUndelivered, markEnqueued, markEnqueueFailed } from '#prediction/store';
 import { sendPredictions } from '#prediction/queue';
+import { thingsBoard } from '#clients/thingsboard/client';
 
 /**
- * When the relay re-sends a row. A /predict records a failed send on the row, so such rows can go
- * at once. A row nothing has confirmed (neither the relay nor the telemetry consumer, which marks
- * every prediction it receives) is re-sent after the second grace: its /predict stopped between
- * the INSERT and the send. That grace is far above the predict functions' timeout (serverless.yml)
- * and the time a message waits for the consumer, so a row still on its way is not sent again.
+ * PostgreSQL is the source of truth for telemetry: a prediction is done when ThingsBoard has it
+ * (`delivered_at`). The relay (every minute) re-sends to the queue every undelivered prediction
+ * whose message may be gone, whatever happened to it; ThingsBoard keys data points by (device,
+ * key, ts), so a re-send of a point it has overwrites it instead of adding one.
+ *
+ * When: a row whose send failed, or that the consumer acknowledged to wait for ThingsBoard's
+ * configuration, goes at once. Any other row goes once nothing has handled it for the silent grace:
+ * a message on its way is handled at least every ~80 s (the longest retry delay, 60 s, plus the
+ * consumer's batch deadline), and the consumer notes each handling, so 2 minutes without one means
+ * the message is lost (a queue purged or restarted, a /predict that stopped between its INSERT and
+ * its send, a confirmation lost in a database outage). That is also far above the predict functions'
+ * timeouts (serverless.yml). A prediction waiting when the stack restarts thus reaches ThingsBoard
+ * within 3 minutes: the grace, the next run, a batch.
  */
-const RELAY_GRACE = { failedGraceMs: 0, unconfirmedGraceMs: 15 * 60_000 };
+const RELAY_GRACE = { failedGraceMs: 0, silentGraceMs: 2 * 60_000 };
+/** Rows per transaction (one SQS send of up to 50 batches of ten). */
+const BATCH_ROWS = 500;
+/** A run stops taking new batches after this, well inside the relay's timeout (serverless.yml: 30 s). */
+const RUN_BUDGET_MS = 20_000;
 
 export interface RelayOutcome {
   sent: number;
   failed: number;
+  /** ThingsBoard is not configured: nothing was sent, the predictions wait in the database. */
+  waiting: boolean;
 }
 
 /**
- * Re-sends stored predictions the queue may not have. The rows are locked (SKIP LOCKED) and
- * marked in the same transaction as their send, so two relays never send the same row and a row
- * the relay sent is never sent again by it.
+ * One batch: the rows are locked (SKIP LOCKED) and marked in the same transaction as their send,
+ * so two relays never send the same row and a row the relay sent is not sent again by it before
+ * the silent grace has passed.
  */
-export async function relayNotEnqueued({ grace = RELAY_GRACE, limit = 500 } = {}): Promise<RelayOutcome> {
+async function relayBatch(
+  grace: typeof RELAY_GRACE,
+  limit: number,
+): Promise<{ taken: number; sent: number; failed: number }> {
   const client = await pool().connect();
   try {
     await client.query('BEGIN');
-    const rows = await lockNotEnqueued(client, grace, limit);
+    const rows = await lockUndelivered(client, grace, limit);
     const { sent, failed } = await sendPredictions(rows);
     await markEnqueued(client, sent);
     if (failed.length > 0)
@@ -36,12 +54,36 @@ export async function relayNotEnqueued({ grace = RELAY_GRACE, limit = 500 } = {}
         failed[0]!.reason,
       );
     await client.query('COMMIT');
-    if (rows.length > 0) logger.info('relay ran', { sent: sent.length, failed: failed.length });
-    return { sent: sent.length, failed: failed.length };
+    return { taken: rows.length, sent: sent.length, failed: failed.length };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
     throw error;
   } finally {
     client.release();
   }
+}
+
+/**
+ * Re-sends undelivered predictions, batch after batch until none is left, the queue refuses them or
+ * the run's budget is spent (a backlog of thousands goes in one run). While ThingsBoard is not
+ * configured it sends nothing: the consumer would only acknowledge the messages again, and the
+ * predictions wait in the database instead (the consumer says so, once per container).
+ */
+export async function relayUndelivered({
+  grace = RELAY_GRACE,
+  limit = BATCH_ROWS,
+  budgetMs = RUN_BUDGET_MS,
+  telemetryConfigured = thingsBoard().missingConfiguration === undefined,
+} = {}): Promise<RelayOutcome> {
+  const outcome: RelayOutcome = { sent: 0, failed: 0, waiting: !telemetryConfigured };
+  if (!telemetryConfigured) return outcome;
+  const deadline = Date.now() + budgetMs;
+  for (;;) {
+    const batch = await relayBatch(grace, limit);
+    outcome.sent += batch.sent;
+    outcome.failed += batch.failed;
+    if (batch.taken < limit || batch.failed > 0 || Date.now() > deadline) break;
+  }
+  if (outcome.sent + outcome.failed > 0) logger.info('relay ran', { sent: outcome.sent, failed: outcome.failed });
+  return outcome;
 }

@@ -102,64 +102,85 @@ async function insertAt(db: pg.Pool | pg.ClientBase, rows: NewPrediction[], firs
   return stored;
 }
 
-/** Marks predictions as accepted by the queue (the relay, after its own send). */
+/** Marks predictions as on the queue now (the relay, after its own send). */
 export async function markEnqueued(db: pg.Pool | pg.ClientBase, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
   await db.query('UPDATE predictions SET enqueued_at = now() WHERE id = ANY($1::uuid[])', [ids]);
 }
 
-/** Records a failed send so that operators can see why rows are pending. */
+/** Records a failed send (the rows are not on the queue) so that the relay sends them again and operators see why. */
 export async function markEnqueueFailed(db: pg.Pool | pg.ClientBase, ids: string[], reason: string): Promise<void> {
   if (ids.length === 0) return;
   await db.query(
-    'UPDATE predictions SET enqueue_attempts = enqueue_attempts + 1, last_enqueue_error = $2 WHERE id = ANY($1::uuid[])',
+    `UPDATE predictions SET enqueued_at = NULL, enqueue_attempts = enqueue_attempts + 1, last_enqueue_error = $2
+      WHERE id = ANY($1::uuid[])`,
     [ids, reason.slice(0, 500)],
   );
 }
 
+/** What the telemetry consumer did with each prediction of a batch (ids may repeat across lists). */
+export interface ConsumerOutcomes {
+  /** ThingsBoard has the point. */
+  delivered: string[];
+  /** A retry copy of the message is on the queue. */
+  requeued: string[];
+  /** The message is in the dead-letter queue. */
+  parked: string[];
+  /** Acknowledged without a copy: the row waits in the database until ThingsBoard is configured. */
+  waiting: { ids: string[]; reason: string };
+}
+
+/** When a prediction comes twice in one batch, the outcome that says most about it wins. */
+const OUTCOME_ORDER = ['waiting', 'parked', 'requeued', 'delivered'] as const;
+
 /**
- * What the telemetry consumer saw: every prediction of a batch is confirmed as queued
- * (`enqueued_at`), and the delivered ones get `delivered_at`. One statement per batch; the first
- * time is kept when a duplicate or redriven message arrives (ThingsBoard overwrites the re-sent
- * point). Bounded in time, because the consumer must answer within its Lambda timeout.
+ * Records what the consumer did, in one statement per batch. `delivered_at` makes a row done, and
+ * a delivered row is never written again (the first time is kept when a duplicate or redriven
+ * message arrives; ThingsBoard overwrites the re-sent point). Otherwise `enqueued_at` says whether
+ * and since when the row is on the queue, which is how the relay tells a message on its way from a
+ * lost one. Bounded in time, because the consumer must answer within its Lambda timeout.
  */
-export async function markSeenByConsumer(
-  db: pg.Pool | pg.ClientBase,
-  seen: string[],
-  delivered: string[],
-): Promise<void> {
-  if (seen.length === 0) return;
+export async function recordConsumerOutcomes(db: pg.Pool | pg.ClientBase, outcomes: ConsumerOutcomes): Promise<void> {
+  const byId = new Map<string, (typeof OUTCOME_ORDER)[number]>();
+  const lists = { ...outcomes, waiting: outcomes.waiting.ids };
+  for (const outcome of OUTCOME_ORDER) for (const id of lists[outcome]) byId.set(id, outcome);
+  if (byId.size === 0) return;
   await db.query({
-    text: `UPDATE predictions
-              SET enqueued_at = COALESCE(enqueued_at, now()),
-                  delivered_at = CASE WHEN id = ANY($2::uuid[]) THEN COALESCE(delivered_at, now()) ELSE delivered_at END
-            WHERE id = ANY($1::uuid[])
-              AND (enqueued_at IS NULL OR (delivered_at IS NULL AND id = ANY($2::uuid[])))`,
-    values: [seen, delivered],
+    text: `UPDATE predictions p
+              SET delivered_at = CASE WHEN o.outcome = 'delivered' THEN now() END,
+                  enqueued_at = CASE WHEN o.outcome = 'waiting' THEN NULL ELSE now() END,
+                  parked_at = CASE WHEN o.outcome = 'parked' THEN now() END,
+                  enqueue_attempts = p.enqueue_attempts + CASE WHEN o.outcome = 'waiting' THEN 1 ELSE 0 END,
+                  last_enqueue_error = CASE WHEN o.outcome = 'waiting' THEN $3 ELSE p.last_enqueue_error END
+             FROM unnest($1::uuid[], $2::text[]) AS o(id, outcome)
+            WHERE p.id = o.id AND p.delivered_at IS NULL`,
+    values: [[...byId.keys()], [...byId.values()], outcomes.waiting.reason.slice(0, 500)],
     query_timeout: 5_000,
   } as pg.QueryConfig);
 }
 
 /**
- * Locks up to `limit` predictions the queue may not have: those whose send failed (older than
- * `failedGraceMs`), and those nothing has confirmed for `unconfirmedGraceMs` — a /predict that
- * stopped between its INSERT and its send. SKIP LOCKED lets relays run side by side without taking
- * the same rows. Call inside a transaction.
+ * Locks up to `limit` undelivered predictions whose message may be gone: those whose send failed
+ * or that wait for ThingsBoard's configuration (older than `failedGraceMs`), and those nothing has
+ * handled for `silentGraceMs` — neither put on the queue by the relay nor handled by the consumer
+ * since (a /predict that stopped between its INSERT and its send, a purged or lost queue, a
+ * confirmation lost in a database outage). Parked rows wait for `npm run dlq:redrive`. SKIP LOCKED
+ * lets relays run side by side without taking the same rows. Call inside a transaction.
  */
-export async function lockNotEnqueued(
+export async function lockUndelivered(
   client: pg.PoolClient,
-  grace: { failedGraceMs: number; unconfirmedGraceMs: number },
+  grace: { failedGraceMs: number; silentGraceMs: number },
   limit: number,
 ): Promise<PredictionRow[]> {
   const { rows } = await client.query<StoredPrediction>(
     `SELECT * FROM predictions
-      WHERE enqueued_at IS NULL
-        AND ((enqueue_attempts > 0 AND created_at < now() - make_interval(secs => $1::float8 / 1000))
-             OR created_at < now() - make_interval(secs => $2::float8 / 1000))
-      ORDER BY created_at
+      WHERE delivered_at IS NULL AND parked_at IS NULL
+        AND ((enqueued_at IS NULL AND enqueue_attempts > 0 AND created_at < now() - make_interval(secs => $1::float8 / 1000))
+             OR COALESCE(enqueued_at, created_at) < now() - make_interval(secs => $2::float8 / 1000))
+      ORDER BY COALESCE(enqueued_at, created_at)
       LIMIT $3
       FOR UPDATE SKIP LOCKED`,
-    [grace.failedGraceMs, grace.unconfirmedGraceMs, limit],
+    [grace.failedGraceMs, grace.silentGraceMs, limit],
   );
   return rows.map(fromDb);
 }

@@ -1,34 +1,44 @@
-import type { MessageAttributeValue, SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import type pg from 'pg';
 import { config } from '#shared/config';
 import { pool } from '#shared/db';
-import { fieldIssues } from '#http/validation';
 import { logger } from '#shared/log';
-import { PREDICTION_MESSAGE_VERSION, predictionMessageSchema, type PredictionMessage } from '#prediction/message';
-import { markSeenByConsumer } from '#prediction/store';
+import { packMessages, singleBody, type Prediction } from '#prediction/message';
+import { recordConsumerOutcomes, type ConsumerOutcomes } from '#prediction/store';
 import { sqs } from '#prediction/queue';
 import { sendMessages, type OutgoingMessage } from '#aws/sqs';
 import { thingsBoard, type DeliveryReport, type ThingsBoardClient } from '#clients/thingsboard/client';
 import { toTelemetryPoint, type TelemetryPoint } from '#telemetry/points';
+import { ATTRIBUTES, carriedAttributes, readRecord, text, type ReadRecord } from '#telemetry/records';
 
 /**
- * The telemetry consumer: queued predictions → one ThingsBoard request per batch.
+ * The telemetry consumer: queued predictions → one ThingsBoard request per batch. A record holds one
+ * prediction (a single message) or several (an envelope, from a batch: shared/prediction/message.ts);
+ * each prediction is handled on its own, and what goes back on the queue goes per record.
  *
- * Every record ends in exactly one of four ways, and only the last is reported to SQS as failed:
- * - delivered: ThingsBoard took the point; the row gets `delivered_at`. (Every prediction received
- *   gets `enqueued_at`: the consumer is what confirms a send from /predict, see shared/prediction/relay.ts.)
+ * Every prediction ends in exactly one of five ways, and only the last is reported to SQS as failed;
+ * each is recorded on the prediction's row, where the relay (shared/prediction/relay.ts) finds
+ * whatever ThingsBoard does not have once its message is gone:
+ * - delivered: ThingsBoard took the point; the row gets `delivered_at` and is done.
+ * - waiting: ThingsBoard is not configured (THINGSBOARD_URL or its token unset): the record is
+ *   acknowledged and the prediction waits in PostgreSQL, which the relay re-sends once it is
+ *   configured; one warning per container says so. Nothing cycles through the queue meanwhile.
  * - parked: it can never be delivered as it is (not a prediction message, or ThingsBoard's parser
- *   refuses it, or ThingsBoard failed it for over an hour): the original body goes to the DLQ with
- *   a `reason` attribute, where `npm run dlq:redrive` can send it back once the cause is fixed.
- * - retried: ThingsBoard failed transiently (outage, rate limit, timeout) or is not configured: a
- *   copy goes back on the queue with a growing DelaySeconds and an `attempt` counter, and the
- *   original counts as handled. The queue's own redrive (5 receives, visibility 60 s) could hold
- *   an outage for about 4 minutes only; copies are new messages, so an outage of any length up to
- *   the retry window leaves the DLQ alone, and the copies come back at most 60 s apart, so a
- *   recovered ThingsBoard gets the whole backlog within about a minute.
- * - failed: the copy or the DLQ message could not be sent: SQS redelivers the original, and its
- *   receive count (redrive to the DLQ after 5) is the fallback.
+ *   refuses it, or ThingsBoard failed it for over an hour): the original body (for a bad entry of
+ *   an envelope, that entry alone as a single message) goes to the DLQ with a `reason` attribute,
+ *   where `npm run dlq:redrive` can send it back once the cause is fixed (the relay leaves parked
+ *   rows alone).
+ * - retried: ThingsBoard failed transiently (outage, rate limit, timeout) or refused its
+ *   configuration (a wrong token or URL): a
+ *   copy of the record's undelivered predictions goes back on the queue with a growing
+ *   DelaySeconds and an `attempt` counter, and the original counts as handled. The queue's own
+ *   redrive (5 receives, visibility 60 s) could hold an outage for about 4 minutes only; copies are
+ *   new messages, so an outage of any length up to the retry window leaves the DLQ alone, and the
+ *   copies come back at most 60 s apart, so a recovered ThingsBoard gets the whole backlog within
+ *   about a minute.
+ * - failed: a copy or a DLQ message could not be sent: SQS redelivers the whole original record,
+ *   and its receive count (redrive to the DLQ after 5) is the fallback.
  * A re-sent point carries the prediction's own ts, so ThingsBoard overwrites it: any duplicate that
  * this at-least-once path makes (a copy sent but the original redelivered) never adds a data point.
  */
@@ -39,11 +49,6 @@ const BATCH_DEADLINE_MS = 20_000;
 const MAX_DELAY_FACTOR = 12;
 /** A message ThingsBoard keeps failing is parked after waiting this long in all. */
 export const RETRY_WINDOW_SECONDS = 3_600;
-/** Ceiling for an `attempt` attribute read back from SQS (the counter is ours, but a message is anyone's). */
-const MAX_ATTEMPT_VALUE = 100_000;
-const MAX_ATTRIBUTE_CHARS = 1_000;
-
-export const ATTRIBUTES = { attempt: 'attempt', reason: 'reason', predictionId: 'prediction_id' } as const;
 
 /** The delay before the `attempt`-th retry (1-based). */
 export function retryDelaySeconds(attempt: number, baseSeconds: number): number {
@@ -60,41 +65,6 @@ export function waitedSeconds(attempts: number, baseSeconds: number): number {
   return total + Math.max(0, attempts - attempt + 1) * longest;
 }
 
-export type ParsedRecord =
-  | { ok: true; message: PredictionMessage; attempt: number }
-  | { ok: false; reason: string; predictionId?: string };
-
-/** The failed deliveries a record has behind it (0 for a fresh message). */
-function attemptOf(record: SQSRecord): number {
-  const value = Number(record.messageAttributes?.[ATTRIBUTES.attempt]?.stringValue);
-  return Number.isInteger(value) && value > 0 ? Math.min(value, MAX_ATTEMPT_VALUE) : 0;
-}
-
-/** Reads a record as a prediction message, or says why it is not one (such a record is parked, never retried). */
-export function parseRecord(record: SQSRecord): ParsedRecord {
-  let body: unknown;
-  try {
-    body = JSON.parse(record.body);
-  } catch (error) {
-    return { ok: false, reason: `the body is not JSON (${(error as Error).message})` };
-  }
-  const fields = body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : {};
-  const predictionId = typeof fields['prediction_id'] === 'string' ? fields['prediction_id'] : undefined;
-  if (typeof fields['version'] === 'number' && fields['version'] !== PREDICTION_MESSAGE_VERSION) {
-    return {
-      ok: false,
-      predictionId,
-      reason: `message version ${fields['version']} is not one this consumer reads (version ${PREDICTION_MESSAGE_VERSION})`,
-    };
-  }
-  const result = predictionMessageSchema.safeParse(body);
-  if (!result.success) {
-    const issues = fieldIssues(result.error).map((issue) => `${issue.field}: ${issue.message}`);
-    return { ok: false, predictionId, reason: `not a prediction message: ${issues.join('; ')}` };
-  }
-  return { ok: true, message: result.data, attempt: attemptOf(record) };
-}
-
 export interface ForwarderOptions {
   telemetry: ThingsBoardClient;
   sqs: SQSClient;
@@ -108,39 +78,50 @@ export interface ForwarderOptions {
 
 export type ForwardBatch = (records: SQSRecord[]) => Promise<SQSBatchResponse>;
 
+/** What goes to the DLQ for one record: a body (the record's, or a part of it) and why. */
 interface Parked {
   record: SQSRecord;
+  body: string;
   reason: string;
   predictionId?: string;
 }
 
+/** What goes back on the queue for one record: the predictions still to deliver, and when. */
 interface Retry {
   record: SQSRecord;
+  bodies: string[];
+  predictionIds: string[];
   attempt: number;
   delaySeconds: number;
 }
 
-/** SQS takes only XML characters in attribute values, and they count toward the message size. */
-function attributeText(text: string): string {
-  const clean = text.replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD]/g, '?');
-  return clean.length > MAX_ATTRIBUTE_CHARS ? `${clean.slice(0, MAX_ATTRIBUTE_CHARS)}…` : clean;
+/** A prediction of the batch, with the record it came in. */
+interface Item {
+  record: SQSRecord;
+  read: ReadRecord;
+  prediction: Prediction;
 }
 
-const text = (value: string): MessageAttributeValue => ({ DataType: 'String', StringValue: attributeText(value) });
-
-/** The record's own attributes in the SDK's shape, less the ones this consumer sets. */
-function carriedAttributes(record: SQSRecord): Record<string, MessageAttributeValue> {
-  const ours = new Set<string>(Object.values(ATTRIBUTES));
-  const carried: Record<string, MessageAttributeValue> = {};
-  for (const [name, value] of Object.entries(record.messageAttributes ?? {})) {
-    if (ours.has(name)) continue;
-    carried[name] = {
-      DataType: value.dataType,
-      ...(value.stringValue !== undefined ? { StringValue: value.stringValue } : {}),
-      ...(value.binaryValue !== undefined ? { BinaryValue: Buffer.from(value.binaryValue, 'base64') } : {}),
-    };
+/** The items by record, each record's in the order they came. */
+function byRecord(items: Item[]): Item[][] {
+  const groups = new Map<SQSRecord, Item[]>();
+  for (const item of items) {
+    const group = groups.get(item.record);
+    if (group) group.push(item);
+    else groups.set(item.record, [item]);
   }
-  return carried;
+  return [...groups.values()];
+}
+
+/**
+ * What re-sends these predictions of one record: a single message as it came, or (part of) an envelope
+ * packed again, so that only what is still undelivered travels. (Retried entries lose fields this
+ * consumer does not read; it reads all it needs.)
+ */
+function bodiesOf(items: Item[]): string[] {
+  const [first] = items as [Item, ...Item[]];
+  if (first.read.single) return [first.record.body];
+  return packMessages(items.map((item) => item.prediction)).map((message) => message.body);
 }
 
 /** Builds a forwarder; what `options` leaves out comes from the container (configuration, clients, pool). */
@@ -181,34 +162,50 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
     }
   }
 
-  /** Confirms every received prediction as queued (the relay then leaves it alone) and the delivered ones as delivered. */
-  async function recordSeen(seen: string[], delivered: string[]): Promise<void> {
+  /** Notes what became of each prediction, so that the relay re-sends only what ThingsBoard may not have. */
+  async function recordOutcomes(outcomes: ConsumerOutcomes): Promise<void> {
     try {
-      await markSeenByConsumer(o.db, seen, delivered);
+      await recordConsumerOutcomes(o.db, outcomes);
     } catch (error) {
-      // ThingsBoard has the points: failing the records would only re-send them. delivered_at stays empty.
-      logger.error('could not record delivered_at; the points were delivered', {
-        predictions: delivered.length,
+      // Failing the records would only re-send them. Unrecorded rows look silent to the relay, which
+      // re-sends them after its grace: ThingsBoard overwrites the points it has.
+      logger.error('could not record delivered_at; the points were delivered and the relay will send them again', {
+        predictions: outcomes.delivered.length,
         error: error as Error,
       });
     }
   }
 
-  /** Sends the messages; returns the records that could not be sent (SQS must redeliver them). */
+  let warnedWaiting = false;
+  /** Once per container: the predictions are not lost, they wait for an operator. */
+  function warnWaiting(reason: string, count: number): void {
+    if (warnedWaiting) return;
+    warnedWaiting = true;
+    logger.warn('ThingsBoard is not configured: predictions wait in PostgreSQL and are sent once it is', {
+      reason,
+      waiting: count,
+    });
+  }
+
+  /** Sends the messages; returns the records of those that could not be sent (SQS must redeliver them). */
   async function send(
     queueUrl: string,
     what: string,
-    messages: Array<OutgoingMessage & { record: SQSRecord }>,
+    messages: Array<Omit<OutgoingMessage, 'id'> & { record: SQSRecord }>,
   ): Promise<SQSRecord[]> {
     if (messages.length === 0) return [];
-    const { failed } = await sendMessages(o.sqs, queueUrl, messages);
+    // A record may become several messages (an envelope's bad entries, the rest retried): ids are positions.
+    const { failed } = await sendMessages(
+      o.sqs,
+      queueUrl,
+      messages.map((message, i) => ({ ...message, id: String(i) })),
+    );
     if (failed.length > 0)
       logger.error(`could not send ${what}; SQS will redeliver the originals`, {
         count: failed.length,
         reason: failed[0]!.reason,
       });
-    const failedIds = new Set(failed.map((f) => f.id));
-    return messages.filter((m) => failedIds.has(m.id)).map((m) => m.record);
+    return [...new Set(failed.map((f) => messages[Number(f.id)]!.record))];
   }
 
   async function park(parked: Parked[]): Promise<SQSRecord[]> {
@@ -224,15 +221,14 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
         'PREDICTIONS_DLQ_URL is not set: undeliverable messages stay on the queue until its redrive policy moves them',
         { count: parked.length },
       );
-      return parked.map((p) => p.record);
+      return [...new Set(parked.map((p) => p.record))];
     }
     return send(
       o.dlqUrl,
       'parked messages to the DLQ',
       parked.map((p) => ({
-        id: p.record.messageId,
         record: p.record,
-        body: p.record.body,
+        body: p.body,
         attributes: {
           ...carriedAttributes(p.record),
           [ATTRIBUTES.reason]: text(p.reason),
@@ -246,49 +242,70 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
     return send(
       o.queueUrl,
       'retry copies to the queue',
-      retries.map((r) => ({
-        id: r.record.messageId,
-        record: r.record,
-        body: r.record.body,
-        delaySeconds: r.delaySeconds,
-        attributes: {
-          ...carriedAttributes(r.record),
-          [ATTRIBUTES.attempt]: { DataType: 'Number', StringValue: String(r.attempt) },
-        },
-      })),
+      retries.flatMap((r) =>
+        r.bodies.map((body) => ({
+          record: r.record,
+          body,
+          delaySeconds: r.delaySeconds,
+          attributes: {
+            ...carriedAttributes(r.record),
+            [ATTRIBUTES.attempt]: { DataType: 'Number', StringValue: String(r.attempt) },
+          },
+        })),
+      ),
     );
   }
+
+  /** A prediction parked alone: its record's body when that was all of it, else its own single message. */
+  const parkedAlone = ({ record, read, prediction }: Item, reason: string): Parked => ({
+    record,
+    body: read.single ? record.body : singleBody(prediction),
+    reason,
+    predictionId: prediction.prediction_id,
+  });
 
   return async function forwardBatch(records) {
     const parked: Parked[] = [];
     const retries: Retry[] = [];
-    const byPoint = new Map<TelemetryPoint, { record: SQSRecord; message: PredictionMessage; attempt: number }>();
+    const byPoint = new Map<TelemetryPoint, Item>();
     for (const record of records) {
-      const parsed = parseRecord(record);
-      if (parsed.ok) byPoint.set(toTelemetryPoint(parsed.message), { record, ...parsed });
-      else parked.push({ record, reason: parsed.reason, predictionId: parsed.predictionId });
+      const read = readRecord(record);
+      for (const prediction of read.predictions)
+        byPoint.set(toTelemetryPoint(prediction), { record, read, prediction });
+      for (const unreadable of read.unreadable) parked.push({ record, ...unreadable });
     }
 
-    const report = await deliver([...byPoint.keys()]);
+    // Not configured at all: nothing to try, and a copy on the queue would only come back a minute later.
+    const missing = o.telemetry.missingConfiguration;
+    if (missing !== undefined && byPoint.size > 0) warnWaiting(missing, byPoint.size);
+    const report: DeliveryReport =
+      missing === undefined
+        ? await deliver([...byPoint.keys()])
+        : { delivered: [], transient: [], permanent: [], requests: 0 };
     const item = (point: TelemetryPoint) => byPoint.get(point)!;
+    const ids = (items: Item[]) => items.map(({ prediction }) => prediction.prediction_id);
+    const parkedIds: string[] = [];
 
     for (const { point, reason } of report.permanent) {
-      const { record, message } = item(point);
-      parked.push({
-        record,
-        predictionId: message.prediction_id,
-        reason: `ThingsBoard refused the data point: ${reason}`,
-      });
+      parked.push(parkedAlone(item(point), `ThingsBoard refused the data point: ${reason}`));
+      parkedIds.push(item(point).prediction.prediction_id);
     }
-    for (const point of report.transient) {
-      const { record, message, attempt } = item(point);
+    // What ThingsBoard did not take goes back (or to the DLQ) per record: an envelope's undelivered
+    // predictions travel together again, with the record's own retry counter.
+    for (const items of byRecord(report.transient.map(item))) {
+      const { record, read } = items[0]!;
+      const { attempt } = read;
       if (waitedSeconds(attempt, o.retryBaseSeconds) >= RETRY_WINDOW_SECONDS) {
         const minutes = Math.floor(waitedSeconds(attempt, o.retryBaseSeconds) / 60);
         const reason = `ThingsBoard unreachable for over ${minutes >= 60 ? 'an hour' : `${minutes} minutes`} (${attempt + 1} attempts)`;
-        parked.push({ record, predictionId: message.prediction_id, reason });
+        const predictionId = items.length === 1 ? items[0]!.prediction.prediction_id : undefined;
+        for (const body of bodiesOf(items)) parked.push({ record, body, reason, predictionId });
+        parkedIds.push(...ids(items));
       } else {
         retries.push({
           record,
+          bodies: bodiesOf(items),
+          predictionIds: ids(items),
           attempt: attempt + 1,
           delaySeconds: retryDelaySeconds(attempt + 1, o.retryBaseSeconds),
         });
@@ -307,25 +324,41 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
         waiting: report.configuration.points.length,
         retryInSeconds: delaySeconds,
       });
-      for (const point of report.configuration.points) {
-        const { record, attempt } = item(point);
-        retries.push({ record, attempt, delaySeconds });
+      for (const items of byRecord(report.configuration.points.map(item))) {
+        const { record, read } = items[0]!;
+        retries.push({
+          record,
+          bodies: bodiesOf(items),
+          predictionIds: ids(items),
+          attempt: read.attempt,
+          delaySeconds,
+        });
       }
     }
 
-    const delivered = report.delivered.map((point) => item(point).message.prediction_id);
-    const seen = [...byPoint.values()].map(({ message }) => message.prediction_id);
-    const [, unparked, unretried] = await Promise.all([recordSeen(seen, delivered), park(parked), retry(retries)]);
-    const failures = [...unparked, ...unretried];
+    const delivered = report.delivered.map((point) => item(point).prediction.prediction_id);
+    const outcomes: ConsumerOutcomes = {
+      delivered,
+      requeued: retries.flatMap((r) => r.predictionIds),
+      parked: parkedIds,
+      waiting: {
+        ids: missing === undefined ? [] : ids([...byPoint.values()]),
+        reason: `waiting for ThingsBoard: ${missing ?? ''}`,
+      },
+    };
+    const [, unparked, unretried] = await Promise.all([recordOutcomes(outcomes), park(parked), retry(retries)]);
+    const failures = new Set([...unparked, ...unretried]);
     logger.info('telemetry batch forwarded', {
       received: records.length,
+      predictions: byPoint.size,
       delivered: delivered.length,
       parked: parked.length,
       retried: retries.length,
-      failed: failures.length,
+      waiting: outcomes.waiting.ids.length,
+      failed: failures.size,
       requests: report.requests,
     });
-    return { batchItemFailures: failures.map((record) => ({ itemIdentifier: record.messageId })) };
+    return { batchItemFailures: [...failures].map((record) => ({ itemIdentifier: record.messageId })) };
   };
 }
 

@@ -3,7 +3,7 @@
  * the keys the dashboard (scripts/thingsboard/dashboard.ts) reads.
  */
 import { CLASSIFICATIONS, type Classification } from '#prediction/features';
-import type { PredictionMessage } from '#prediction/message';
+import type { Prediction } from '#prediction/message';
 
 type TelemetryValue = string | number | boolean | null;
 
@@ -37,7 +37,7 @@ function modelVersionValue(version: string): number | string {
  * overwrites the same (device, key, ts) instead of adding a point. A null `portfolio_id` is
  * sent as null, which ThingsBoard skips (no point for that key).
  */
-export function toTelemetryPoint(msg: PredictionMessage): TelemetryPoint {
+export function toTelemetryPoint(msg: Prediction): TelemetryPoint {
   const indicators = Object.fromEntries(
     Object.entries(CLASS_INDICATOR_KEYS).map(([cls, key]) => [key, cls === msg.classification ? 1 : 0]),
   );

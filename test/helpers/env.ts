@@ -7,8 +7,7 @@ import { ensureBucket, ensureQueues } from '../../scripts/local/resources.ts';
 /**
  * Runs before each test file: points the suite's configuration at the run's PostgreSQL and
  * emulators, with a bucket and queues of the file's own so that files running side by side
- * never see each other's objects or messages. On a real PostgreSQL server each file also gets a
- * schema of its own; the embedded PGlite is one session, so there files run one at a time.
+ * never see each other's objects or messages, and a PostgreSQL schema of its own.
  */
 const id = randomBytes(4).toString('hex');
 const endpoints = { s3: inject('s3Url'), sqs: inject('sqsUrl'), region: 'us-east-1' };
@@ -19,15 +18,11 @@ Object.assign(process.env, S3RVER_CREDENTIALS, {
   MODEL_BUCKET: `test-${id}`,
   MODEL_NAME: 'hubfolio-model',
 });
-let databaseUrl = inject('databaseUrl');
-if (inject('schemaPerFile')) {
-  const schema = `test_${id}`;
-  await migrate(databaseUrl, { schema });
-  const url = new URL(databaseUrl);
-  url.searchParams.set('options', `-c search_path=${schema}`);
-  databaseUrl = url.toString();
-}
-process.env.DATABASE_URL = databaseUrl;
+const schema = `test_${id}`;
+await migrate(inject('databaseUrl'), { schema });
+const databaseUrl = new URL(inject('databaseUrl'));
+databaseUrl.searchParams.set('options', `-c search_path=${schema}`);
+process.env.DATABASE_URL = databaseUrl.toString();
 await ensureBucket(endpoints, `test-${id}`);
 const { queueUrl, dlqUrl, syncQueueUrl } = await ensureQueues(endpoints, `test-${id}`);
 process.env.PREDICTIONS_QUEUE_URL = queueUrl;

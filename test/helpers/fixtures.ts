@@ -1,20 +1,13 @@
 import { ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import pg from 'pg';
+import { PREDICT_EXAMPLE } from '#api/openapi';
+import { MESSAGE_VERSIONS, type Prediction } from '#prediction/message';
 import { SAMPLE_MODEL } from '../../scripts/local/stack.ts';
 import { seedSampleModel, sqsClient } from '../../scripts/local/resources.ts';
 
-/** The seed guide's example request. */
-export const SEED_EXAMPLE = {
-  user_id: 1,
-  projetos_min: 3,
-  habilidades_min: 10,
-  kw_contexto: 4,
-  kw_processo: 3,
-  kw_resultado: 4,
-  consistencia_visual_score: 80,
-  bio: true,
-  contatos: true,
-};
+/** The seed guide's example request: the OpenAPI document's example without the optional portfolio_id. */
+const { portfolio_id: _, ...seedExample } = PREDICT_EXAMPLE;
+export const SEED_EXAMPLE = seedExample;
 
 export const testEndpoints = () => ({
   s3: process.env.AWS_ENDPOINT_URL_S3!,
@@ -59,4 +52,12 @@ export async function drainQueue(queueUrl = process.env.PREDICTIONS_QUEUE_URL!, 
     if (Messages.length === 0) return all;
     all.push(...Messages);
   }
+}
+
+/** The predictions queued messages hold: a single message is one, an envelope several (shared/prediction/message.ts). */
+export function queuedPredictions(messages: Message[]): Prediction[] {
+  return messages.flatMap((message) => {
+    const body = JSON.parse(message.Body!);
+    return body.version === MESSAGE_VERSIONS.envelope ? body.predictions : [body];
+  });
 }

@@ -11,14 +11,13 @@ declare module 'vitest' {
     databaseUrl: string;
     s3Url: string;
     sqsUrl: string;
-    /** True on a real PostgreSQL server: each test file then gets a schema of its own. */
-    schemaPerFile: boolean;
   }
 }
 
 /**
  * Real parts for the whole run: PostgreSQL from DATABASE_URL (a fresh database on that server,
- * dropped at the end) or an embedded PGlite when it is unset; s3rver and fauxqs on free ports.
+ * dropped at the end) or an embedded PostgreSQL server when it is unset (a throwaway cluster on a
+ * free port); s3rver and fauxqs on free ports. Either way each test file gets a schema of its own.
  */
 export default async function setup(project: TestProject) {
   const stops: Array<() => Promise<unknown>> = [];
@@ -39,7 +38,7 @@ export default async function setup(project: TestProject) {
       await client.end();
     });
   } else {
-    const embedded = await startPostgres({ port: 0 });
+    const embedded = await startPostgres({});
     databaseUrl = embedded.url;
     stops.push(embedded.stop);
   }
@@ -57,7 +56,6 @@ export default async function setup(project: TestProject) {
   project.provide('databaseUrl', databaseUrl);
   project.provide('s3Url', s3.url);
   project.provide('sqsUrl', sqs.url);
-  project.provide('schemaPerFile', Boolean(process.env.DATABASE_URL));
 
   return async () => {
     for (const stop of stops.reverse()) await stop();

@@ -12,19 +12,21 @@ import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../functions/telemetry-forwarder/handler.ts';
 import { createPool, pool } from '#shared/db';
-import { createForwarder, type ForwardBatch } from '#telemetry/forwarder';
+import { createForwarder } from '#telemetry/forwarder';
 import { logger } from '#shared/log';
 import { CLASSIFICATIONS } from '#prediction/features';
 import { insertPredictions, type PredictionRow } from '#prediction/store';
-import { sendPredictions, toMessage } from '#prediction/queue';
+import { toMessage } from '#prediction/queue';
+import { MESSAGE_VERSIONS } from '#prediction/message';
+import { relayUndelivered } from '#prediction/relay';
 import { sendMessages } from '#aws/sqs';
-import { createThingsBoardClient, type ThingsBoardClient } from '#clients/thingsboard/client';
+import { createThingsBoardClient, type DeliveryReport, type ThingsBoardClient } from '#clients/thingsboard/client';
 import { redriveDlq } from '../../scripts/dlq-redrive.ts';
 import { startSqsBridge, toLambdaRecord } from '../../scripts/local/bridge.ts';
 import { ROOT } from '../../scripts/local/stack.ts';
 import { queueArn as arnOf, sqsClient } from '../../scripts/local/resources.ts';
 import { startFakeThingsBoard, type FakeThingsBoard } from '../fakes/thingsboard.ts';
-import { query, SEED_EXAMPLE, testEndpoints } from '../helpers/fixtures.ts';
+import { drainQueue, query, SEED_EXAMPLE, testEndpoints } from '../helpers/fixtures.ts';
 import { lambdaContext } from '../helpers/lambda.ts';
 
 // The container path (handler → config) parks in this file's DLQ and retries after 1, 2, 4, 8, 12, 12 … s.
@@ -99,20 +101,30 @@ async function storePredictions(n: number, overrides: Partial<PredictionRow['inp
   );
 }
 
-/** Stores predictions and queues them as /predict does. */
-async function queuePredictions(n: number): Promise<PredictionRow[]> {
-  const rows = await storePredictions(n);
-  const { failed } = await sendPredictions(rows);
-  expect(failed).toEqual([]);
-  return rows;
-}
-
 const queueBodies = (bodies: string[], attributes?: Record<string, MessageAttributeValue>, queueUrl = QUEUE_URL) =>
   sendMessages(
     sqs,
     queueUrl,
     bodies.map((body, i) => ({ id: String(i), body, attributes })),
   );
+
+/** Stores predictions and queues them as /predict does: one single message each. */
+async function queuePredictions(n: number): Promise<PredictionRow[]> {
+  const rows = await storePredictions(n);
+  const { failed } = await queueBodies(rows.map((row) => JSON.stringify(toMessage(row))));
+  expect(failed).toEqual([]);
+  return rows;
+}
+
+/** A queued prediction without its message version: an envelope entry. */
+const entryOf = (row: PredictionRow) => {
+  const { version: _, ...entry } = toMessage(row);
+  return entry;
+};
+const envelope = (entries: unknown[]) => JSON.stringify({ version: MESSAGE_VERSIONS.envelope, predictions: entries });
+
+/** Receives every message on the queue as one Lambda batch: what a relay run sent (envelopes, however many). */
+const receiveAll = async () => (await drainQueue(QUEUE_URL)).map((m) => toLambdaRecord(m, queueArn, 'us-east-1'));
 
 /** Receives `n` messages as one Lambda batch (hidden for a minute, like the event source's receive). */
 async function receiveBatch(n: number): Promise<SQSRecord[]> {
@@ -218,11 +230,45 @@ const client = (
   overrides: Partial<{ url: string | undefined; deviceToken: string | undefined }> = {},
 ): ThingsBoardClient => createThingsBoardClient({ url: tb.url, deviceToken: token, ...overrides });
 
-/** A device of the test's own, so that its points are counted apart from other tests'. */
+/** A device of the test's own, so that its points are counted apart from other tests'; `posts` counts each ts ThingsBoard accepted. */
 function ownDevice() {
   const device = tb.addDevice(`device-${randomUUID()}`);
-  return { token: device.token, forward: createForwarder({ telemetry: client({ deviceToken: device.token }) }) };
+  const inner = client({ deviceToken: device.token });
+  const posts = new Map<number, number>();
+  const telemetry: ThingsBoardClient = {
+    ...inner,
+    deliverPoints: async (points) => {
+      const report = await inner.deliverPoints(points);
+      for (const point of report.delivered) posts.set(point.ts, (posts.get(point.ts) ?? 0) + 1);
+      return report;
+    },
+  };
+  return { token: device.token, posts, forward: createForwarder({ telemetry }) };
 }
+
+/**
+ * Parks every other undelivered row, so that the relay of a test sends only its own: rows other
+ * tests left undelivered share the table (and other files' rows too).
+ */
+const isolate = (rows: PredictionRow[]) =>
+  query(
+    'UPDATE predictions SET parked_at = now() WHERE delivered_at IS NULL AND parked_at IS NULL AND id <> ALL($1::uuid[])',
+    [rows.map((r) => r.id)],
+  );
+
+/** As if `minutes` had passed since these rows were stored and last handled. */
+const age = (rows: PredictionRow[], minutes: number) =>
+  query(
+    `UPDATE predictions SET created_at = created_at - make_interval(mins => $2), enqueued_at = enqueued_at - make_interval(mins => $2)
+      WHERE id = ANY($1::uuid[])`,
+    [rows.map((r) => r.id), minutes],
+  );
+
+/** Each of the rows was posted to ThingsBoard `times` times. */
+const expectPosted = (posts: Map<number, number>, rows: PredictionRow[], times: number) =>
+  expect(Object.fromEntries(rows.map((r) => [r.ts, posts.get(r.ts)]))).toEqual(
+    Object.fromEntries(rows.map((r) => [r.ts, times])),
+  );
 
 // --- tests -------------------------------------------------------------------------------------
 
@@ -262,7 +308,7 @@ describe('telemetry forwarder', () => {
     const [poisonRow, ...good] = rows as [PredictionRow, ...PredictionRow[]];
     // 1e20 passes the message schema but ThingsBoard's parser refuses it (500 with a body).
     const poison = JSON.stringify({ ...toMessage(poisonRow), predicted_iq: 1e20 });
-    const unknownVersion = JSON.stringify({ ...toMessage(good[0]!), version: 2 });
+    const unknownVersion = JSON.stringify({ ...toMessage(good[0]!), version: 3 });
     await queueBodies([
       ...good.slice(1).map((r) => JSON.stringify(toMessage(r))),
       poison,
@@ -284,7 +330,7 @@ describe('telemetry forwarder', () => {
     });
     expect(parked.get('{"version":1,')!['reason']!.StringValue).toContain('not JSON');
     expect(parked.get(unknownVersion)!['reason']!.StringValue).toBe(
-      'message version 2 is not one this consumer reads (version 1)',
+      'message version 3 is not one this consumer reads (versions 1 and 2)',
     );
     expect(await depth()).toMatchObject({ delayed: 0 }); // nothing was queued for a retry
     const [poisonState] = await deliveredAt([poisonRow]);
@@ -305,21 +351,61 @@ describe('telemetry forwarder', () => {
     );
   });
 
-  it('still counts the batch delivered when recording delivered_at fails, and says so', async () => {
+  it('re-sends predictions whose confirmation a database outage lost, leaving one data point per ts', async () => {
     const errors = vi.spyOn(logger, 'error');
+    const { token: own, posts, forward } = ownDevice();
     const rows = await queuePredictions(2);
     const deadDb = createPool('postgres://postgres@127.0.0.1:1/none');
+    const inner = client({ deviceToken: own });
 
-    const result = await createForwarder({ telemetry: client(), db: deadDb })(await receiveBatch(2));
+    const result = await createForwarder({ telemetry: inner, db: deadDb })(await receiveBatch(2));
 
     expect(result).toEqual({ batchItemFailures: [] });
-    expectExactlyOnce(rows);
+    expectExactlyOnce(rows, own);
     expect(errors).toHaveBeenCalledWith(
-      'could not record delivered_at; the points were delivered',
+      'could not record delivered_at; the points were delivered and the relay will send them again',
       expect.objectContaining({ predictions: 2 }),
     );
     expect(await depth()).toMatchObject({ delayed: 0 });
     await deadDb.end();
+    expect((await deliveredAt(rows)).every((r) => r.delivered_at === null)).toBe(true);
+
+    // PostgreSQL is back; the relay's silent grace has passed.
+    await isolate(rows);
+    await age(rows, 3);
+    expect(await relayUndelivered()).toMatchObject({ sent: 2 });
+    expect(await forward(await receiveAll())).toEqual({ batchItemFailures: [] });
+
+    expectPosted(posts, rows, 1); // posted once more, over the points ThingsBoard had
+    expectExactlyOnce(rows, own); // still one data point per ts
+    expect((await deliveredAt(rows)).every((r) => r.delivered_at instanceof Date)).toBe(true);
+    expect((await relayUndelivered()).sent).toBe(0);
+  });
+
+  it('re-sends every undelivered prediction once its queue is lost, and ThingsBoard gets each exactly once', async () => {
+    const { token: own, posts, forward } = ownDevice();
+    const rows = await queuePredictions(30);
+    tb.outage = true;
+    // Received during an outage: retry copies wait on the queue; then the queue is lost (purged, restarted).
+    expect(await forward(await receiveBatch(30))).toEqual({ batchItemFailures: [] });
+    await sqs.send(new PurgeQueueCommand({ QueueUrl: QUEUE_URL }));
+    expect(await total()).toBe(0);
+    tb.outage = false;
+    await isolate(rows);
+
+    // Within the silent grace the relay leaves them: their copies could still be on their way.
+    expect((await relayUndelivered()).sent).toBe(0);
+    await age(rows, 3);
+    expect(await relayUndelivered()).toMatchObject({ sent: 30, failed: 0 });
+    expect(await forward(await receiveAll())).toEqual({ batchItemFailures: [] });
+
+    expectPosted(posts, rows, 1);
+    expectExactlyOnce(rows, own);
+    expect((await deliveredAt(rows)).every((r) => r.delivered_at instanceof Date)).toBe(true);
+    // Done: nothing is sent again.
+    await age(rows, 3);
+    expect((await relayUndelivered()).sent).toBe(0);
+    expect(await depth()).toMatchObject({ visible: 0, delayed: 0 });
   });
 
   it('delivers a 50-prediction backlog after a 30-second outage: nothing to the DLQ, every prediction exactly once', {
@@ -364,41 +450,53 @@ describe('telemetry forwarder', () => {
     expect(tb.points(own)).toHaveLength(KEYS.length - (row!.input.portfolio_id === null ? 1 : 0));
   });
 
-  it('keeps predictions on the queue while ThingsBoard is not configured and delivers them once it is', {
-    timeout: 60_000,
-  }, async () => {
+  it('keeps predictions in PostgreSQL while ThingsBoard is not configured, says so once, and the relay sends them all once it is', async () => {
     const warnings = vi.spyOn(logger, 'warn');
-    const { token: own, forward: configured } = ownDevice();
-    let forward: ForwardBatch = createForwarder({
+    const errors = vi.spyOn(logger, 'error');
+    const rows = await queuePredictions(25);
+    const unconfigured = createForwarder({
       telemetry: createThingsBoardClient({ url: undefined, deviceToken: undefined }),
     });
-    const rows = await queuePredictions(5);
-    bridge((records) => forward(records));
 
-    await vi.waitFor(
-      () =>
-        expect(warnings).toHaveBeenCalledWith(
-          expect.stringContaining('not configured'),
-          expect.objectContaining({ waiting: 5 }),
-        ),
-      { timeout: 10_000 },
+    expect(await unconfigured(await receiveBatch(10))).toEqual({ batchItemFailures: [] });
+    expect(await unconfigured(await receiveBatch(15))).toEqual({ batchItemFailures: [] });
+
+    // Acknowledged (only the received originals are left, for the event source to delete): no copy
+    // cycles through the queue, nothing is parked, nothing is lost.
+    expect(await depth()).toMatchObject({ visible: 0, delayed: 0 });
+    expect(await total(DLQ_URL)).toBe(0);
+    const waiting = await query(
+      'SELECT enqueued_at, delivered_at, last_enqueue_error FROM predictions WHERE id = ANY($1::uuid[])',
+      [rows.map((r) => r.id)],
     );
-    expect(warnings.mock.calls.find(([msg]) => String(msg).includes('not configured'))![1]).toMatchObject({
-      reason: expect.stringContaining('THINGSBOARD_URL is not set'),
-    });
-    expect(await depth()).toMatchObject({ delayed: 5 }); // waiting on the queue, not dropped
-    expect(await total(DLQ_URL)).toBe(0);
-    const waiting = await deliveredAt(rows);
-    expect(waiting.every((r) => r.delivered_at === null)).toBe(true);
-    // Received, so confirmed as queued: the relay leaves these rows alone while they wait.
-    expect(waiting.every((r) => r.enqueued_at instanceof Date)).toBe(true);
+    for (const row of waiting)
+      expect(row).toMatchObject({
+        enqueued_at: null,
+        delivered_at: null,
+        last_enqueue_error: expect.stringMatching(/^waiting for ThingsBoard: THINGSBOARD_URL is not set/),
+      });
+    const said = warnings.mock.calls.filter(([message]) => String(message).includes('ThingsBoard is not configured'));
+    expect(said).toEqual([
+      [
+        'ThingsBoard is not configured: predictions wait in PostgreSQL and are sent once it is',
+        expect.objectContaining({ reason: expect.stringContaining('THINGSBOARD_URL is not set'), waiting: 10 }),
+      ],
+    ]);
+    expect(errors).not.toHaveBeenCalled();
 
-    forward = configured; // THINGSBOARD_URL and the token are set
+    // The relay of a stack still without ThingsBoard sends nothing...
+    await isolate(rows);
+    expect(await relayUndelivered({ telemetryConfigured: false })).toEqual({ sent: 0, failed: 0, waiting: true });
+    expect(await depth()).toMatchObject({ visible: 0, delayed: 0 });
+    // ...and once it is configured (a restart with THINGSBOARD_URL), its next run sends them all at once,
+    // without a grace and batch after batch (ten a batch here).
+    expect(await relayUndelivered({ limit: 10 })).toEqual({ sent: 25, failed: 0, waiting: false });
+    const { token: own, posts, forward } = ownDevice();
+    expect(await forward(await receiveAll())).toEqual({ batchItemFailures: [] });
 
-    await vi.waitFor(() => expect(deliveredPoints(own).size).toBe(5), { timeout: 30_000, interval: 200 });
+    expectPosted(posts, rows, 1);
     expectExactlyOnce(rows, own);
-    await vi.waitFor(async () => expect(await total()).toBe(0), { timeout: 10_000, interval: 200 });
-    expect(await total(DLQ_URL)).toBe(0);
+    expect((await deliveredAt(rows)).every((r) => r.delivered_at instanceof Date)).toBe(true);
   });
 
   it('reports a wrong device token once, saying how to fix it, and keeps the predictions', async () => {
@@ -474,6 +572,102 @@ describe('telemetry forwarder', () => {
       retried.push(...Messages);
     }
     expect(retried.map((m) => m.MessageAttributes?.['attempt']?.StringValue)).toEqual(['1', '1']);
+  });
+});
+
+describe('telemetry forwarder, envelopes (a batch in one message)', () => {
+  it('delivers the rest of an envelope and parks each bad prediction alone, as a single message with its reason', async () => {
+    const rows = await storePredictions(10);
+    const [poisonRow, malformedRow, ...good] = rows as [PredictionRow, PredictionRow, ...PredictionRow[]];
+    // 1e20 passes the message schema but ThingsBoard's parser refuses it; 'Ótimo' is no classification.
+    const poison = { ...entryOf(poisonRow), predicted_iq: 1e20 };
+    const malformed = { ...entryOf(malformedRow), classification: 'Ótimo' };
+    await queueBodies([envelope([...good.slice(0, 4).map(entryOf), poison, malformed, ...good.slice(4).map(entryOf)])]);
+
+    const result = await invokeHandler(await receiveBatch(1));
+
+    expect(result).toEqual({ batchItemFailures: [] });
+    const delivered = deliveredPoints();
+    for (const row of good) expect(delivered.get(row.id)).toBe(row.ts);
+    expect(delivered.has(poisonRow.id)).toBe(false);
+    const parked = new Map((await dlqMessages()).map((m) => [JSON.parse(m.Body!).prediction_id, m]));
+    expect([...parked.keys()].sort()).toEqual([poisonRow.id, malformedRow.id].sort());
+    expect(JSON.parse(parked.get(poisonRow.id)!.Body!)).toEqual({ version: 1, ...poison });
+    expect(parked.get(poisonRow.id)!.MessageAttributes).toMatchObject({
+      reason: { StringValue: expect.stringContaining('Big integer values are not supported') },
+      prediction_id: { StringValue: poisonRow.id },
+    });
+    expect(JSON.parse(parked.get(malformedRow.id)!.Body!)).toEqual({ version: 1, ...malformed });
+    expect(parked.get(malformedRow.id)!.MessageAttributes).toMatchObject({
+      reason: { StringValue: expect.stringMatching(/^not a prediction message \(entry 6 of 10 of an envelope\)/) },
+      prediction_id: { StringValue: malformedRow.id },
+    });
+    expect(await depth()).toMatchObject({ delayed: 0 }); // nothing was queued for a retry
+    const states = new Map((await deliveredAt(rows)).map((r) => [r.id, r]));
+    expect(good.every((row) => states.get(row.id)!.delivered_at instanceof Date)).toBe(true);
+    expect(states.get(poisonRow.id)!.delivered_at).toBeNull();
+  });
+
+  it('re-queues only the predictions ThingsBoard did not take, together, with the retry counter and the attributes', async () => {
+    const rows = await storePredictions(5);
+    await queueBodies([envelope(rows.map(entryOf))], { trace: { DataType: 'String', StringValue: 'kept' } });
+    // ThingsBoard takes three points, then fails transiently (as after a rate limit mid-batch).
+    const partly = {
+      deliverPoints: async (points) =>
+        ({ delivered: points.slice(0, 3), transient: points.slice(3), permanent: [], requests: 2 }) as DeliveryReport,
+    } as ThingsBoardClient;
+
+    const result = await createForwarder({ telemetry: partly })(await receiveBatch(1));
+
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(await depth()).toMatchObject({ delayed: 1 });
+    const retried: Message[] = [];
+    for (const deadline = Date.now() + 5_000; retried.length < 1 && Date.now() < deadline; ) {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: QUEUE_URL, WaitTimeSeconds: 1, MessageAttributeNames: ['All'] }),
+      );
+      retried.push(...Messages);
+    }
+    expect(retried).toHaveLength(1);
+    expect(JSON.parse(retried[0]!.Body!)).toEqual({ version: 2, predictions: rows.slice(3).map(entryOf) });
+    expect(retried[0]!.MessageAttributes).toMatchObject({
+      attempt: { StringValue: '1' },
+      trace: { StringValue: 'kept' },
+    });
+    const states = new Map((await deliveredAt(rows)).map((r) => [r.id, r.delivered_at]));
+    expect(rows.map((row) => states.get(row.id) instanceof Date)).toEqual([true, true, true, false, false]);
+  });
+
+  it('parks an envelope ThingsBoard failed for over an hour as one message, which dlq:redrive brings back to be delivered', async () => {
+    const rows = await storePredictions(3);
+    await queueBodies([envelope(rows.map(entryOf))], { attempt: { DataType: 'Number', StringValue: '63' } });
+    tb.outage = true;
+
+    expect(await createForwarder({ telemetry: client(), retryBaseSeconds: 5 })(await receiveBatch(1))).toEqual({
+      batchItemFailures: [],
+    });
+
+    // Looked at, and left visible for the redrive.
+    const { Messages: parked = [] } = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: DLQ_URL,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+        VisibilityTimeout: 0,
+        MessageAttributeNames: ['All'],
+      }),
+    );
+    expect(parked).toHaveLength(1);
+    expect(JSON.parse(parked[0]!.Body!)).toEqual({ version: 2, predictions: rows.map(entryOf) });
+    expect(parked[0]!.MessageAttributes?.['reason']?.StringValue).toBe(
+      'ThingsBoard unreachable for over an hour (64 attempts)',
+    );
+    tb.outage = false;
+
+    expect(await redriveDlq({ sqs, dlqUrl: DLQ_URL, queueUrl: QUEUE_URL })).toEqual({ moved: 1, failed: 0 });
+    const { token: own, forward } = ownDevice();
+    expect(await forward(await receiveBatch(1))).toEqual({ batchItemFailures: [] });
+    expectExactlyOnce(rows, own);
   });
 });
 

@@ -1,17 +1,25 @@
-import { describe, expect, it } from 'vitest';
+import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { config } from '#shared/config';
+import { pool } from '#shared/db';
 import { FEATURES } from '#prediction/features';
-import { readServingPointer, ServingModelCache } from '#prediction/serving';
+import { readServingPointer, servingPointerKey, ServingModelCache } from '#prediction/serving';
+import { putObject, s3, sha256Hex } from '#aws/s3';
 import { handler as exportHandler } from '../../functions/model-export/handler.ts';
 import { handler as infoHandler } from '../../functions/model-info/handler.ts';
 import { handler as promoteHandler } from '../../functions/model-promote/handler.ts';
 import { handler as uploadHandler } from '../../functions/model-upload/handler.ts';
 import { handler as syncHandler } from '../../functions/model-sync/handler.ts';
+import { handler as predictHandler } from '../../functions/predict/handler.ts';
 import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
+import { query, SEED_EXAMPLE } from '../helpers/fixtures.ts';
 import { servedVersion } from '../helpers/serving.ts';
 import { httpEvent, invokeHttp, lambdaContext, postJson } from '../helpers/lambda.ts';
 
 // Without MLFLOW_TRACKING_URI (the local stack's default) the suite numbers versions itself.
 delete process.env.MLFLOW_TRACKING_URI;
+// /predict in this file looks at the serving pointer at most a second apart.
+process.env.MODEL_REFRESH_SECONDS = '1';
 
 const NAME = 'local-model';
 /** Predicts `id` for a row of zeros; ids differ from the other test files' so that the files differ too. */
@@ -114,5 +122,85 @@ describe('without MLflow', () => {
       resumed: 0,
       models: [],
     });
+  });
+});
+
+describe('a broken serving pointer', () => {
+  const served = config().MODEL_NAME;
+  const predict = () => postJson(predictHandler, '/predict', SEED_EXAMPLE);
+  const pastTheWindow = () => new Promise((resolve) => setTimeout(resolve, 1_100));
+
+  it('answers /predict with a 503 saying the pointer is corrupt until a promotion of the same version repairs it', async () => {
+    expect((await upload({}, model(201))).body).toMatchObject({ model_version: '1', promoted: true });
+    expect((await predict()).body.model_version).toBe('1');
+
+    await putObject(servingPointerKey(served), '{"model_name": "hubfolio-model", "vers');
+    await pastTheWindow();
+    const broken = await predict();
+    expect(broken.status).toBe(503);
+    expect(broken.body.detail).toMatch(
+      /serving pointer of "hubfolio-model" is corrupt \(serving\/hubfolio-model\.json is not JSON/,
+    );
+    expect(broken.body.detail).toMatch(/POST \/model\/promote/);
+
+    // The version the pointer named before: its pointer is written again all the same.
+    expect((await postJson(promoteHandler, '/model/promote', { model_name: served, version: '1' })).status).toBe(200);
+    expect(await predict()).toMatchObject({ status: 200, body: { model_version: '1' } });
+  });
+
+  it('answers /predict with a 503 while the pointer is missing, until the next upload', async () => {
+    await s3().send(new DeleteObjectCommand({ Bucket: config().MODEL_BUCKET, Key: servingPointerKey(served) }));
+    await pastTheWindow();
+    const missing = await predict();
+    expect(missing.status).toBe(503);
+    expect(missing.body.detail).toMatch(/No serving model for "hubfolio-model" yet/);
+
+    expect((await upload({}, model(202))).body).toMatchObject({ model_version: '2', promoted: true });
+    expect(await predict()).toMatchObject({ status: 200, body: { model_version: '2' } });
+  });
+});
+
+describe('an upload that fails on the way', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  const storedCopies = async (bytes: Uint8Array) => {
+    const listed = await s3().send(new ListObjectsV2Command({ Bucket: config().MODEL_BUCKET, Prefix: 'uploads/' }));
+    return (listed.Contents ?? []).filter((o) => o.Key!.includes(sha256Hex(bytes)));
+  };
+
+  it('leaves no stored file behind when PostgreSQL fails, and the same upload again registers it', async () => {
+    const bytes = model(301);
+    vi.spyOn(pool(), 'query').mockRejectedValueOnce(
+      Object.assign(new Error('Connection terminated'), { code: '57P01' }),
+    );
+    expect((await upload({ model_name: 'flaky' }, bytes)).status).toBeGreaterThanOrEqual(500);
+    expect(await storedCopies(bytes)).toEqual([]);
+    expect(await query('SELECT 1 FROM model_files WHERE sha256 = $1', [sha256Hex(bytes)])).toEqual([]);
+
+    vi.restoreAllMocks();
+    expect((await upload({ model_name: 'flaky' }, bytes)).body).toMatchObject({ model_version: '1', promoted: true });
+    expect(await storedCopies(bytes)).toHaveLength(1);
+  });
+
+  it("records an S3 failure on the file's row and lets the same upload again take it over at once", async () => {
+    const bytes = model(302);
+    const send = s3().send.bind(s3());
+    vi.spyOn(s3(), 'send').mockImplementation(((command: { input: { Key?: string } }) =>
+      command.input.Key?.startsWith('uploads/')
+        ? Promise.reject(new Error('S3 refused the write'))
+        : send(command as never)) as never);
+    expect((await upload({ model_name: 'flaky' }, bytes)).status).toBe(500);
+    const [row] = await query('SELECT status, error, lease_until FROM model_files WHERE sha256 = $1', [
+      sha256Hex(bytes),
+    ]);
+    expect(row).toMatchObject({ error: 'the file could not be stored in S3; upload it again', lease_until: null });
+
+    vi.restoreAllMocks();
+    const started = Date.now();
+    expect((await upload({ model_name: 'flaky' }, bytes)).body).toMatchObject({ model_version: '2', promoted: true });
+    expect(Date.now() - started).toBeLessThan(5_000); // no wait for the lease of the failed attempt
+    expect(await storedCopies(bytes)).toHaveLength(1);
   });
 });

@@ -6,6 +6,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { config } from '#shared/config';
 import { FEATURES, type FeatureRow } from '#prediction/features';
 import { MAX_UPLOAD_BYTES } from '#model/api';
+import { MAX_MODEL_BYTES } from '#model/validation';
 import { readServingPointer, ServingModelCache } from '#prediction/serving';
 import { getObject, s3 } from '#aws/s3';
 import { handler as exportHandler } from '../../functions/model-export/handler.ts';
@@ -63,8 +64,12 @@ const info = (modelName: string) =>
     queryStringParameters: { model_name: modelName },
   });
 
-const ingest = (key: string, size = 1, eTag = 'etag') =>
-  ingestHandler(s3NotificationEvent(BUCKET(), key, size, eTag, 'us-east-1') as never, lambdaContext('modelIngest'));
+/** The S3 event of one put under incoming/ (each with its own sequencer). */
+const dropEvent = (key: string, size = 1, eTag = 'etag') => s3NotificationEvent(BUCKET(), key, size, eTag, 'us-east-1');
+const deliver = (event: ReturnType<typeof dropEvent>) => ingestHandler(event as never, lambdaContext('modelIngest'));
+const ingest = (key: string, size = 1, eTag = 'etag') => deliver(dropEvent(key, size, eTag));
+/** What GET /model/info shows of the drop folder, newest first. */
+const drops = async (modelName: string) => (await info(modelName)).body.drop_folder;
 /** One scheduled run of the sync function (a look now; the second look is a delayed message). */
 const sync = () => syncHandler({} as never, lambdaContext('modelSync'));
 
@@ -372,7 +377,32 @@ describe('refusals store nothing', () => {
       413,
       /\/model\/upload-url/,
     ],
+    [
+      'a model that overflows to Infinity inside the documented ranges',
+      {
+        name: 'model.onnx',
+        bytes: buildLinearRegressor({ coefficients: [3e38, 1, 1, 1, 1, 1, 1, 1], intercept: 0, features: FEATURES }),
+      },
+      {},
+      422,
+      /returns Infinity for the portfolio projetos_min=100000/,
+    ],
     ['a bad model_name', { name: 'model.onnx', bytes: model(22) }, { model_name: 'bad name/../x' }, 400, /model_name/],
+    [
+      'a NUL in the model name',
+      { name: 'model.onnx', bytes: model(24) },
+      { model_name: 'hub\u0000folio' },
+      400,
+      /model_name/,
+    ],
+    [
+      'a NUL in the file name',
+      { name: 'mo\u0000del.onnx', bytes: model(25) },
+      {},
+      400,
+      /Invalid file name "mo\\u0000del\.onnx": must be a plain file name/,
+    ],
+    ['a control character in the file name', { name: 'model\u0007.onnx', bytes: model(26) }, {}, 400, /file name/],
     ['a metric that is not a number', { name: 'model.onnx', bytes: model(23) }, { r2_score: 'high' }, 400, /r2_score/],
   ])('refuses %s', async (_, file, fields, status, message) => {
     const runsBefore = fake.state.runs.size;
@@ -550,7 +580,9 @@ describe('S3 drop folder', () => {
     expect((await readServingPointer('drop'))!.pointer.version).toBe('1');
 
     // S3 delivers the event again: nothing new.
-    const [repeat] = await ingest(key, bytes.byteLength, etag);
+    const event = dropEvent(key, bytes.byteLength, etag);
+    await deliver(event);
+    const [repeat] = await deliver(event);
     expect(repeat).toMatchObject({ outcome: 'registered', version: '1' });
     expect(fakeModel('drop')!.versions).toHaveLength(1);
     expect(fakeRuns('drop')).toHaveLength(1);
@@ -570,29 +602,80 @@ describe('S3 drop folder', () => {
     expect((await readServingPointer('drop'))!.pointer.version).toBe('1');
   });
 
-  it('leaves a rejected/ marker for a refused file, registers nothing and does not retry it', async () => {
+  it('records a refused file and why for GET /model/info, registers nothing, and answers a repeated event the same', async () => {
     const key = 'incoming/drop/old model.pkl';
     const etag = await putIncoming(key, Buffer.from([0x80, 0x04, 0x95, 0x01]));
     const runsBefore = fake.state.runs.size;
-    const [result] = await ingest(key, 4, etag);
-    expect(result).toMatchObject({ outcome: 'rejected' });
-    const marker = JSON.parse(Buffer.from((await getObject(`rejected/${key}.json`))!.bytes).toString('utf8'));
-    expect(marker).toMatchObject({ key, status: 415 });
-    expect(marker.reason).toMatch(/skl2onnx/);
+    const event = dropEvent(key, 4, etag);
+    const [result] = await deliver(event);
+    expect(result).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/skl2onnx/) });
+    expect((await drops('drop'))[0]).toMatchObject({
+      key,
+      outcome: 'rejected',
+      status: 415,
+      reason: expect.stringMatching(/Python pickle.*skl2onnx/),
+      version: null,
+    });
 
-    const [again] = await ingest(key, 4, etag);
-    expect(again).toMatchObject({ outcome: 'skipped', reason: expect.stringMatching(/rejected before/) });
+    const [again] = await deliver(event);
+    expect(again).toEqual(result);
     expect(fake.state.runs.size).toBe(runsBefore);
     expect(await query('SELECT 1 FROM model_files WHERE source = $1', [`s3://${BUCKET()}/${key}`])).toEqual([]);
+    expect(await keysUnder('rejected/')).toEqual([]);
   });
 
-  it('rejects a model of the wrong width with a 422 marker', async () => {
+  it('rejects a dropped file whose name has a control character, registering nothing', async () => {
+    const key = 'incoming/drop/bell\u0007.onnx';
+    const bytes = model(63);
+    const [result] = await ingest(key, bytes.byteLength, await putIncoming(key, bytes));
+    expect(result).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/Invalid file name/) });
+    expect(await query('SELECT 1 FROM model_files WHERE sha256 = $1', [sha(bytes)])).toEqual([]);
+    expect(await keysUnder('uploads/drop/')).not.toContainEqual(expect.stringContaining(sha(bytes)));
+    expect((await drops('drop'))[0]).toMatchObject({ key, outcome: 'rejected', status: 400 });
+  });
+
+  it('rejects a model of the wrong width with a 422 that GET /model/info shows', async () => {
     const key = 'incoming/drop/narrow.onnx';
     const bytes = buildLinearRegressor({ coefficients: [1, 2, 3], intercept: 0 });
     const [result] = await ingest(key, bytes.byteLength, await putIncoming(key, bytes));
     expect(result).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/3 features/) });
-    const marker = JSON.parse(Buffer.from((await getObject(`rejected/${key}.json`))!.bytes).toString('utf8'));
-    expect(marker.status).toBe(422);
+    expect((await drops('drop'))[0]).toMatchObject({ key, status: 422, reason: expect.stringMatching(/3 features/) });
+  });
+
+  it('refuses a file over the model size limit without reading it, and GET /model/info says so', async () => {
+    const key = 'incoming/drop/huge.onnx';
+    const etag = await putIncoming(key, model(64));
+    // The event's size is what counts: S3 announces it before anything is read.
+    const [result] = await ingest(key, MAX_MODEL_BYTES + 1, etag);
+    expect(result).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/at most 104857600 bytes/) });
+    expect((await drops('drop'))[0]).toMatchObject({ key, outcome: 'rejected', status: 413 });
+    expect(await query('SELECT 1 FROM model_files WHERE sha256 = $1', [sha(model(64))])).toEqual([]);
+  });
+
+  it('answers a file dropped again with its version, as the same upload again', async () => {
+    const first = model(65);
+    const key = 'incoming/redrop/model.onnx';
+    const [v1] = await ingest(key, first.byteLength, await putIncoming(key, first));
+    expect(v1).toMatchObject({ outcome: 'registered', version: '1' });
+    await upload({ model_name: 'redrop' }, { name: 'other.onnx', bytes: model(66) });
+    expect((await readServingPointer('redrop'))!.pointer.version).toBe('2');
+
+    // The same bytes put again at the same key: a new event, not a repeated one.
+    const [again] = await ingest(key, first.byteLength, await putIncoming(key, first));
+    const reupload = await upload({ model_name: 'redrop' }, { name: 'model.onnx', bytes: first });
+    expect(reupload.body).toMatchObject({ model_version: '1', already_registered: true, promoted: true });
+    expect(again).toMatchObject({ outcome: 'registered', version: '1' });
+    expect((await drops('redrop'))[0]).toMatchObject({ key, outcome: 'registered', status: 200, version: '1' });
+    expect(fakeModel('redrop')!.versions).toHaveLength(2);
+  });
+
+  it('makes a file dropped again serve, as an upload of it again would', async () => {
+    // Like the test above, without the upload in between: the drop alone rolls back.
+    await upload({ model_name: 'redrop' }, { name: 'other.onnx', bytes: model(66) });
+    expect((await readServingPointer('redrop'))!.pointer.version).toBe('2');
+    const key = 'incoming/redrop/model.onnx';
+    await ingest(key, model(65).byteLength, await putIncoming(key, model(65)));
+    expect((await readServingPointer('redrop'))!.pointer.version).toBe('1');
   });
 });
 
@@ -651,6 +734,8 @@ describe('POST /model/upload-url', () => {
     [{ model_name: 'large', filename: 'model.pkl', file_size: 10 }, 415, /skl2onnx/],
     [{ model_name: 'large', filename: 'model.txt', file_size: 10 }, 400, /must end in .onnx/],
     [{ model_name: 'large', filename: '../model.onnx', file_size: 10 }, 400, /plain file name/],
+    [{ model_name: 'large', filename: 'mo\u0000del.onnx', file_size: 10 }, 400, /plain file name/],
+    [{ model_name: 'lar\u0000ge', filename: 'model.onnx', file_size: 10 }, 400, /model_name/],
     [{ model_name: 'bad name', filename: 'model.onnx', file_size: 10 }, 400, /model_name/],
     [{ model_name: 'large', filename: 'model.onnx' }, 400, /file_size: is required: the file's size in bytes/],
     [{ model_name: 'large', filename: 'model.onnx', file_size: 200 * 1024 * 1024 }, 400, /file_size: must be at most/],

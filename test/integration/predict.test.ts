@@ -1,8 +1,14 @@
+import { SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { handler as predictHandler } from '../../functions/predict/handler.ts';
 import { handler as batchHandler } from '../../functions/predict-batch/handler.ts';
-import { predictionMessageSchema } from '#prediction/message';
-import { drainQueue, query, SEED_EXAMPLE, useSampleModel } from '../helpers/fixtures.ts';
+import { MESSAGE_VERSIONS, predictionMessageSchema } from '#prediction/message';
+import { sqs } from '#prediction/queue';
+import { FEATURES } from '#prediction/features';
+import { publishServingModel } from '#prediction/serving';
+import { putObject, sha256Hex } from '#aws/s3';
+import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
+import { drainQueue, query, queuedPredictions, SEED_EXAMPLE, useSampleModel } from '../helpers/fixtures.ts';
 import { httpEvent, invokeHttp, postJson } from '../helpers/lambda.ts';
 
 const rowsFor = (userId: number) => query('SELECT * FROM predictions WHERE user_id = $1 ORDER BY ts', [userId]);
@@ -87,6 +93,78 @@ describe('PostgreSQL down', () => {
   });
 });
 
+describe('a serving model that returns a non-finite score', () => {
+  // Published by hand: upload refuses such a model (it overflows float32 from projetos_min = 2 on).
+  const overflowing = buildLinearRegressor({
+    coefficients: [3e38, 1, 1, 1, 1, 1, 1, 1],
+    intercept: 0,
+    features: FEATURES,
+  });
+  let handlers: { predict: typeof predictHandler; batch: typeof batchHandler };
+
+  beforeAll(async () => {
+    const key = 'models/overflowing/v1/overflowing_v1_test.onnx';
+    await putObject(key, overflowing);
+    await publishServingModel({
+      model_name: 'overflowing',
+      version: '1',
+      s3_key: key,
+      sha256: sha256Hex(overflowing),
+      run_id: null,
+      promoted_at: new Date().toISOString(),
+    });
+    // Containers whose MODEL_NAME is that model.
+    const saved = { ...process.env };
+    process.env.MODEL_NAME = 'overflowing';
+    vi.resetModules();
+    try {
+      handlers = {
+        predict: (await import('../../functions/predict/handler.ts')).handler,
+        batch: (await import('../../functions/predict-batch/handler.ts')).handler,
+      };
+      // Configuration is read on first use: read it while MODEL_NAME names that model.
+      expect(
+        (await postJson(handlers.predict, '/predict', { ...SEED_EXAMPLE, user_id: 5000, projetos_min: 0 })).status,
+      ).toBe(200);
+      expect(
+        (
+          await postJson(handlers.batch, '/predict/batch', {
+            items: [{ ...SEED_EXAMPLE, user_id: 5000, projetos_min: 1 }],
+          })
+        ).status,
+      ).toBe(200);
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it('answers /predict with a 422 saying so, stores and queues nothing, and still scores other portfolios', async () => {
+    await drainQueue();
+    const { status, body } = await postJson(handlers.predict, '/predict', { ...SEED_EXAMPLE, user_id: 5001 });
+    expect(status).toBe(422);
+    expect(body.detail).toMatch(
+      /^The serving model overflowing v1 returned Infinity for this portfolio: nothing was stored/,
+    );
+    expect(await rowsFor(5001)).toHaveLength(0);
+    expect(await drainQueue()).toHaveLength(0);
+
+    const other = await postJson(handlers.predict, '/predict', { ...SEED_EXAMPLE, user_id: 5001, projetos_min: 1 });
+    expect(other.status).toBe(200);
+    expect(other.body.model_version).toBe('1');
+  });
+
+  it('answers a batch with such a row with a 422 naming the row, and stores none of the batch', async () => {
+    await drainQueue();
+    const items = [1, 3, 0].map((projetos) => ({ ...SEED_EXAMPLE, user_id: 5002, projetos_min: projetos }));
+    const { status, body } = await postJson(handlers.batch, '/predict/batch', { items });
+    expect(status).toBe(422);
+    expect(body.detail).toMatch(/returned a non-finite score for 1 of 3 rows \(items\.1\): nothing was stored/);
+    expect(body.errors).toEqual([{ field: 'items.1', message: 'the serving model returned Infinity for this row' }]);
+    expect(await rowsFor(5002)).toHaveLength(0);
+    expect(await drainQueue()).toHaveLength(0);
+  });
+});
+
 describe('POST /predict/batch', () => {
   it('answers one result per row, in order, each stored and queued once', async () => {
     await drainQueue();
@@ -98,15 +176,34 @@ describe('POST /predict/batch', () => {
     const rows = await rowsFor(2001);
     expect(rows.map((r) => r.id)).toEqual(body.items.map((p: { prediction_id: string }) => p.prediction_id));
     expect(new Set(rows.map((r) => r.ts)).size).toBe(3);
-    expect(await drainQueue()).toHaveLength(3);
+    const messages = await drainQueue();
+    expect(messages).toHaveLength(1); // one envelope
+    expect(queuedPredictions(messages).map((p) => p.prediction_id)).toEqual(rows.map((r) => r.id));
   });
 
-  it('takes 1,000 rows in one request', async () => {
+  it('takes 1,000 rows in one request and queues them in a handful of SQS calls, each prediction once', async () => {
+    await drainQueue();
+    const sends = vi.spyOn(sqs(), 'send');
     const items = Array.from({ length: 1000 }, (_, i) => ({ ...SEED_EXAMPLE, user_id: 2002, kw_contexto: i % 50 }));
     const { status, body } = await postJson(batchHandler, '/predict/batch', { items });
     expect(status).toBe(200);
     expect(body.items).toHaveLength(1000);
     expect((await rowsFor(2002)).length).toBe(1000);
+
+    // One message per prediction took 100 SendMessageBatch calls; 1,000 predictions fill one or two envelopes.
+    const calls = sends.mock.calls.filter(
+      ([command]) => command instanceof SendMessageBatchCommand || command instanceof SendMessageCommand,
+    );
+    expect(calls.length).toBeLessThanOrEqual(2);
+    sends.mockRestore();
+    const messages = await drainQueue();
+    expect(messages.length).toBeLessThanOrEqual(2);
+    for (const message of messages) {
+      expect(JSON.parse(message.Body!).version).toBe(MESSAGE_VERSIONS.envelope);
+      expect(Buffer.byteLength(message.Body!)).toBeLessThanOrEqual(256 * 1024);
+    }
+    const queued = queuedPredictions(messages).map((p) => p.prediction_id);
+    expect(queued).toEqual(body.items.map((p: { prediction_id: string }) => p.prediction_id));
   });
 });
 

@@ -43,7 +43,7 @@ it('allocates again when the clock hands out a ts already taken (a crash lost cl
     const [stored] = await insertPredictions(pool(), [newRow(5002)]);
     expect(stored!.ts).toBe(future + 1);
   } finally {
-    // Back to the wall clock for the files that share this database (embedded PGlite).
+    // Back to the wall clock for the tests after this one (they share this file's schema).
     await query('DELETE FROM predictions WHERE user_id = 5002');
     await query(`UPDATE prediction_clock
                     SET last_ms = GREATEST(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint, (SELECT max(ts) FROM predictions))`);

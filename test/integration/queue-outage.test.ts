@@ -2,13 +2,24 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { handler as predictHandler } from '../../functions/predict/handler.ts';
 import { randomUUID } from 'node:crypto';
 import { pool } from '#shared/db';
-import { insertPredictions, markSeenByConsumer } from '#prediction/store';
-import { relayNotEnqueued } from '#prediction/relay';
+import { insertPredictions, recordConsumerOutcomes } from '#prediction/store';
+import { relayUndelivered } from '#prediction/relay';
 import { startSqs } from '../../scripts/local/emulators.ts';
 import { freePort } from '../../scripts/local/ports.ts';
 import { ensureQueues } from '../../scripts/local/resources.ts';
-import { drainQueue, query, SEED_EXAMPLE, testEndpoints, useSampleModel } from '../helpers/fixtures.ts';
+import {
+  drainQueue,
+  query,
+  queuedPredictions,
+  SEED_EXAMPLE,
+  testEndpoints,
+  useSampleModel,
+} from '../helpers/fixtures.ts';
 import { postJson } from '../helpers/lambda.ts';
+
+// The relay sends only while ThingsBoard is configured; no consumer runs in this file.
+process.env.THINGSBOARD_URL = 'http://127.0.0.1:9';
+process.env.THINGSBOARD_DEVICE_TOKEN = 'token';
 
 // This file's own SQS emulator on a fixed port, so that it can be stopped and started again.
 let sqs: Awaited<ReturnType<typeof startSqs>> | undefined;
@@ -48,7 +59,7 @@ it('keeps a prediction made while SQS is down and relays it exactly once when SQ
   expect(pending.last_enqueue_error).toBeTruthy();
 
   // The relay while SQS is still down sends nothing and loses nothing.
-  expect(await relayNotEnqueued()).toMatchObject({ sent: 0 });
+  expect(await relayUndelivered()).toMatchObject({ sent: 0 });
   const [stillPending] = await query('SELECT enqueued_at, enqueue_attempts FROM predictions WHERE id = $1', [
     body.prediction_id,
   ]);
@@ -56,16 +67,16 @@ it('keeps a prediction made while SQS is down and relays it exactly once when SQ
 
   const queueUrl = await startQueue();
   expect(queueUrl).toBe(process.env.PREDICTIONS_QUEUE_URL);
-  await relayNotEnqueued();
-  await relayNotEnqueued();
+  await relayUndelivered();
+  await relayUndelivered();
 
-  const messages = await drainQueue(queueUrl);
-  expect(messages.filter((m) => JSON.parse(m.Body!).prediction_id === body.prediction_id)).toHaveLength(1);
+  const messages = queuedPredictions(await drainQueue(queueUrl));
+  expect(messages.filter((m) => m.prediction_id === body.prediction_id)).toHaveLength(1);
   const [sent] = await query('SELECT enqueued_at FROM predictions WHERE id = $1', [body.prediction_id]);
   expect(sent.enqueued_at).not.toBeNull();
 });
 
-it('re-sends a row that was never sent only after the unconfirmed grace, and never one the consumer confirmed', async () => {
+it('re-sends a row nothing has handled for the silent grace, and not one the consumer handled within it', async () => {
   // A /predict that stopped between its INSERT and its send: the row exists, no failure was recorded.
   const newRow = (userId: number) => ({
     id: randomUUID(),
@@ -76,23 +87,28 @@ it('re-sends a row that was never sent only after the unconfirmed grace, and nev
     model_name: 'hubfolio-model',
     model_version: '0',
   });
-  const [orphan, confirmed] = await insertPredictions(pool(), [newRow(4002), newRow(4002)]);
-  await markSeenByConsumer(pool(), [confirmed!.id], []);
+  const [orphan, handled] = await insertPredictions(pool(), [newRow(4002), newRow(4002)]);
   const queueUrl = process.env.PREDICTIONS_QUEUE_URL!;
   await drainQueue(queueUrl);
+  const sentFor4002 = async () => queuedPredictions(await drainQueue(queueUrl)).filter((m) => m.user_id === 4002);
 
-  await relayNotEnqueued();
-  expect((await drainQueue(queueUrl)).filter((m) => JSON.parse(m.Body!).user_id === 4002)).toHaveLength(0);
+  await relayUndelivered();
+  expect(await sentFor4002()).toHaveLength(0);
 
-  // Timestamps run ahead of the wall clock after a burst (a 1,000-row batch spans a second): let the orphan's pass.
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, orphan!.ts - Date.now() + 50)));
-  // Until nothing is left: on the embedded PGlite other files' unconfirmed rows share the table.
-  while ((await relayNotEnqueued({ grace: { failedGraceMs: 0, unconfirmedGraceMs: 0 } })).sent > 0);
-  const ids = (await drainQueue(queueUrl))
-    .map((m) => JSON.parse(m.Body!))
-    .filter((m) => m.user_id === 4002)
-    .map((m) => m.prediction_id);
-  expect(ids).toEqual([orphan!.id]);
+  // Three minutes later, the consumer having just queued a retry copy of the second one.
+  await query("UPDATE predictions SET created_at = created_at - interval '3 minutes' WHERE user_id = 4002");
+  await recordConsumerOutcomes(pool(), {
+    delivered: [],
+    requeued: [handled!.id],
+    parked: [],
+    waiting: { ids: [], reason: '' },
+  });
+  await relayUndelivered();
+  expect((await sentFor4002()).map((m) => m.prediction_id)).toEqual([orphan!.id]);
+
+  // Sent now, so not again until its message has been silent for the grace too.
+  await relayUndelivered();
+  expect(await sentFor4002()).toHaveLength(0);
 });
 
 it('never sends one row twice when relays run side by side', async () => {
@@ -100,9 +116,10 @@ it('never sends one row twice when relays run side by side', async () => {
   sqs = undefined;
   for (let i = 0; i < 20; i++) await postJson(predictHandler, '/predict', { ...SEED_EXAMPLE, user_id: 4003 });
   const queueUrl = await startQueue();
-  await Promise.all([1, 2, 3].map(() => relayNotEnqueued({ limit: 8 })));
-  await relayNotEnqueued();
-  const messages = (await drainQueue(queueUrl)).map((m) => JSON.parse(m.Body!));
+  await Promise.all([1, 2, 3].map(() => relayUndelivered({ limit: 8 })));
+  await relayUndelivered();
+  // The relay packs what it sends into envelopes, as a batch does.
+  const messages = queuedPredictions(await drainQueue(queueUrl));
   const ids = messages.filter((m) => m.user_id === 4003).map((m) => m.prediction_id);
   const rows = await query('SELECT id, enqueued_at FROM predictions WHERE user_id = 4003');
   expect(ids.sort()).toEqual(rows.map((r) => r.id).sort());

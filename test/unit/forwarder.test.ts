@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { SQSRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { RETRY_WINDOW_SECONDS, parseRecord, retryDelaySeconds, waitedSeconds } from '#telemetry/forwarder';
+import { RETRY_WINDOW_SECONDS, retryDelaySeconds, waitedSeconds } from '#telemetry/forwarder';
+import { readRecord } from '#telemetry/records';
 
 const record = (body: string, attempt?: string): SQSRecord =>
   ({
@@ -60,37 +61,68 @@ describe('retry schedule', () => {
   });
 });
 
-describe('parseRecord', () => {
-  it('reads a prediction message and its retry counter', () => {
-    const parsed = parseRecord(record(message(), '4'));
-    expect(parsed).toMatchObject({ ok: true, attempt: 4, message: { predicted_iq: 82.5, classification: 'Bom' } });
+const prediction = (overrides: Record<string, unknown> = {}) => {
+  const { version: _, ...rest } = JSON.parse(message(overrides));
+  return rest;
+};
+
+describe('readRecord', () => {
+  it('reads a single message and its retry counter', () => {
+    expect(readRecord(record(message(), '4'))).toMatchObject({
+      attempt: 4,
+      single: true,
+      predictions: [{ predicted_iq: 82.5, classification: 'Bom' }],
+      unreadable: [],
+    });
   });
 
   it('counts a fresh message, or a counter that is not a positive whole number, as attempt 0', () => {
-    expect(parseRecord(record(message()))).toMatchObject({ ok: true, attempt: 0 });
-    expect(parseRecord(record(message(), 'soon'))).toMatchObject({ ok: true, attempt: 0 });
-    expect(parseRecord(record(message(), '-3'))).toMatchObject({ ok: true, attempt: 0 });
+    expect(readRecord(record(message()))).toMatchObject({ attempt: 0 });
+    expect(readRecord(record(message(), 'soon'))).toMatchObject({ attempt: 0 });
+    expect(readRecord(record(message(), '-3'))).toMatchObject({ attempt: 0 });
   });
 
-  it('refuses a body that is not JSON and says so', () => {
-    expect(parseRecord(record('{"version":1,'))).toEqual({
-      ok: false,
-      reason: expect.stringContaining('the body is not JSON'),
-    });
+  it('refuses a body that is not JSON and says so, to park it as it came', () => {
+    const read = readRecord(record('{"version":1,'));
+    expect(read.predictions).toEqual([]);
+    expect(read.unreadable).toEqual([
+      { body: '{"version":1,', reason: expect.stringContaining('the body is not JSON') },
+    ]);
   });
 
   it('refuses a message version it does not read, keeping the prediction id for the parking record', () => {
     const id = randomUUID();
-    expect(parseRecord(record(message({ version: 2, prediction_id: id })))).toEqual({
-      ok: false,
-      predictionId: id,
-      reason: 'message version 2 is not one this consumer reads (version 1)',
-    });
+    const body = message({ version: 3, prediction_id: id });
+    expect(readRecord(record(body)).unreadable).toEqual([
+      { body, predictionId: id, reason: 'message version 3 is not one this consumer reads (versions 1 and 2)' },
+    ]);
   });
 
   it('names each field that breaks the message schema', () => {
-    const parsed = parseRecord(record(message({ classification: 'Ótimo', ts: 'yesterday' })));
-    expect(parsed.ok).toBe(false);
-    expect(!parsed.ok && parsed.reason).toMatch(/^not a prediction message: .*ts: .*classification: /);
+    const [unreadable] = readRecord(record(message({ classification: 'Ótimo', ts: 'yesterday' }))).unreadable;
+    expect(unreadable!.reason).toMatch(/^not a prediction message: .*ts: .*classification: /);
+  });
+
+  it('reads each entry of an envelope on its own: a bad one becomes a single message to park alone', () => {
+    const good = [prediction(), prediction({ classification: 'Excelente' })];
+    const bad = prediction({ predicted_iq: 'high' });
+    const read = readRecord(record(JSON.stringify({ version: 2, predictions: [good[0], bad, good[1]] }), '2'));
+
+    expect(read).toMatchObject({ attempt: 2, single: false, predictions: good });
+    expect(read.unreadable).toEqual([
+      {
+        body: JSON.stringify({ version: 1, ...bad }),
+        predictionId: bad.prediction_id,
+        reason: expect.stringMatching(/^not a prediction message \(entry 2 of 3 of an envelope\): predicted_iq: /),
+      },
+    ]);
+  });
+
+  it('refuses an envelope without predictions as a whole', () => {
+    const body = JSON.stringify({ version: 2, predictions: {} });
+    expect(readRecord(record(body))).toMatchObject({
+      predictions: [],
+      unreadable: [{ body, reason: expect.stringMatching(/^not a prediction envelope: predictions: /) }],
+    });
   });
 });

