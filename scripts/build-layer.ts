@@ -3,7 +3,7 @@
  * with only what runs on Lambda x86_64: the JS API, onnxruntime-common and the linux-x64 binaries
  * (~46 MB instead of the ~290 MB npm package that ships every OS). serverless.yml marks the package
  * external, so functions require() it from the layer (/opt/nodejs/node_modules).
- * `npm run build:layer -- DIR` builds it in DIR instead of layers/onnxruntime (the packaged-function
+ * `npm run build:layer -- --dir DIR` builds it in DIR instead of layers/onnxruntime (the packaged-function
  * tests unpack it as /opt).
  */
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -11,15 +11,18 @@ import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { parseScriptArgs } from './usage.ts';
 
-parseScriptArgs({
+const values = parseScriptArgs({
   command: 'npm run build:layer',
   description:
     'Builds the onnxruntime-node Lambda layer in layers/onnxruntime/nodejs/node_modules: the JS API and the\n' +
     'linux-x64 binaries only. `npm run deploy` runs it first.',
+  options: {
+    dir: { type: 'string', valueName: 'DIR', description: 'build it in DIR instead (DIR/nodejs/node_modules)' },
+  },
 });
 
 const ROOT = resolve(import.meta.dirname, '..');
-const layerDir = resolve(process.argv[2] ?? resolve(ROOT, 'layers/onnxruntime'));
+const layerDir = resolve(values.dir ?? resolve(ROOT, 'layers/onnxruntime'));
 const target = join(layerDir, 'nodejs/node_modules');
 const require = createRequire(import.meta.url);
 const packageDir = (name: string) => dirname(require.resolve(`${name}/package.json`));

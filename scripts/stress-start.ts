@@ -12,20 +12,25 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { freePort } from './local/ports.ts';
 import { startLocalStack } from './local/stack.ts';
+import { parseScriptArgs } from './usage.ts';
 import { SEED_EXAMPLE } from '../test/helpers/fixtures.ts';
 
-const { values } = parseArgs({
+const values = parseScriptArgs({
+  command: 'npm run stress',
+  description:
+    'Starts the local stack as npm start does, 20 times, and hits each fresh start with 16 concurrent first\n' +
+    'POST /predict requests; exits 1 on any answer that is not 2xx, a request with no answer, or a crash.',
   options: {
-    starts: { type: 'string', default: '20' },
-    concurrency: { type: 'string', default: '16' },
-    verbose: { type: 'boolean', default: false },
+    starts: { type: 'string', valueName: 'N', description: 'how many fresh starts (20)' },
+    concurrency: { type: 'string', valueName: 'N', description: 'concurrent first requests per start (16)' },
+    verbose: { type: 'boolean', description: "serverless-offline's own output" },
   },
+  environment: { DATABASE_URL: 'a PostgreSQL server to use instead of the embedded one' },
 });
-const starts = Number(values.starts);
-const concurrency = Number(values.concurrency);
+const starts = Number(values.starts ?? '20');
+const concurrency = Number(values.concurrency ?? '16');
 const REQUEST_TIMEOUT_MS = 60_000;
 const DEADLINE = Date.now() + 20 * 60_000;
 

@@ -89,7 +89,7 @@ export async function lambdaNode(): Promise<string> {
 }
 
 /** `npm run build:layer` into `dir`, which then holds nodejs/node_modules as /opt does on Lambda. */
-export const buildLayer = (dir: string) => run('npm', ['run', '--silent', 'build:layer', '--', dir]);
+export const buildLayer = (dir: string) => run('npm', ['run', '--silent', 'build:layer', '--', '--dir', dir]);
 
 export interface RunningFunction {
   /** Invokes the function with an event; answers its result as Lambda returns it. */

