@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import S3rver from 's3rver';
-import { startFauxqs } from 'fauxqs';
+import { buildApp } from 'fauxqs';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { checkSignature } from './sigv4.ts';
@@ -75,11 +75,15 @@ export async function startS3(options: {
   return { url: `http://127.0.0.1:${port}`, stop: () => server.close() };
 }
 
-/** Embedded SQS (fauxqs). */
+/**
+ * Embedded SQS (fauxqs), on 127.0.0.1 only: its startFauxqs() always listens on 0.0.0.0, which would
+ * open the local queues to the network, so its app is listened on here.
+ */
 export async function startSqs(options: { port: number }) {
   // Queue URLs read sqs.<region>.localhost:<port>; the SDK sends to the endpoint, so the host only has to be a valid name.
-  const server = await startFauxqs({ port: options.port, logger: false });
-  return { url: `http://127.0.0.1:${server.port}`, stop: () => server.stop() };
+  const app = buildApp({ logger: false });
+  const address = await app.listen({ port: options.port, host: '127.0.0.1' });
+  return { url: `http://127.0.0.1:${new URL(address).port}`, stop: () => app.close() };
 }
 
 /**
