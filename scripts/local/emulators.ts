@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startFauxqs } from 'fauxqs';
+import { buildApp } from 'fauxqs';
 import S3rver from 's3rver';
 import { freePort } from './ports.ts';
 import { checkSignature } from './sigv4.ts';
@@ -79,11 +79,15 @@ export async function startS3(options: {
   return { url: `http://127.0.0.1:${port}`, stop: () => server.close() };
 }
 
-/** Embedded SQS (fauxqs). */
+/**
+ * Embedded SQS (fauxqs), on 127.0.0.1 only: its startFauxqs() always listens on 0.0.0.0, which would
+ * open the local queues to the network, so its app is listened on here.
+ */
 export async function startSqs(options: { port: number }) {
   // Queue URLs read sqs.<region>.localhost:<port>; the SDK sends to the endpoint, so the host only has to be a valid name.
-  const server = await startFauxqs({ port: options.port, logger: false });
-  return { url: `http://127.0.0.1:${server.port}`, stop: () => server.stop() };
+  const app = buildApp({ logger: false });
+  const address = await app.listen({ port: options.port, host: '127.0.0.1' });
+  return { url: `http://127.0.0.1:${new URL(address).port}`, stop: () => app.close() };
 }
 
 /**

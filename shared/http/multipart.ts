@@ -29,6 +29,21 @@ export interface Attachment {
 export const isAttachment = (value: unknown): value is Attachment =>
   typeof value === 'object' && value !== null && 'content' in value;
 
+/**
+ * Refuses a body that ends before its closing boundary (`--boundary--`): a file part cut short makes
+ * busboy emit an error on the part's stream, which middy's parser does not listen to, so the error
+ * is thrown past every handler and ends the process (a Lambda container; all of serverless-offline).
+ */
+function refuseCutShort(event: HttpEvent, contentType: string, howTo: string): void {
+  const boundary = /boundary=("?)([^";]+)\1/i.exec(contentType)?.[2];
+  if (!boundary || !event.body) return; // middy's parser refuses these itself
+  const body = Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+  if (body.includes(`--${boundary}--`)) return;
+  throw new UnsupportedMediaTypeError(
+    `The multipart/form-data body ends before its closing boundary "--${boundary}--": it was cut short; ${howTo}.`,
+  );
+}
+
 /** The middlewares that turn a multipart/form-data body into its fields and files (one file at most). */
 export function multipartBody(options: MultipartOptions): middy.MiddlewareObj<HttpEvent, APIGatewayProxyResultV2>[] {
   const guard: middy.MiddlewareObj<HttpEvent, APIGatewayProxyResultV2> = {
@@ -39,6 +54,7 @@ export function multipartBody(options: MultipartOptions): middy.MiddlewareObj<Ht
       }
       const bodyBytes = event.body ? Buffer.byteLength(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : 0;
       if (bodyBytes > options.maxBodyBytes) throw options.tooLarge(bodyBytes);
+      refuseCutShort(event, contentType, options.howTo);
     },
     // The parser's own errors (a 415 with no advice) become one that says how to send the form.
     onError: async (request) => {

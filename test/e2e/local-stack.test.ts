@@ -91,3 +91,14 @@ it('refuses over HTTP a /predict body that is not sent as JSON, with 415 in the 
   expect(response.status).toBe(415);
   expect(((await response.json()) as { detail: string }).detail).toMatch(/Content-Type: application\/json/);
 });
+
+it('refuses a multipart upload cut short with 415 in the API error shape, and keeps answering', async () => {
+  const response = await fetch(`${stack.url}/model/upload`, {
+    method: 'POST',
+    headers: { 'content-type': 'multipart/form-data; boundary=XYZ' },
+    body: '--XYZ\r\nContent-Disposition: form-data; name="file"; filename="m.onnx"\r\n\r\nabc',
+  });
+  expect(response.status).toBe(415);
+  expect(((await response.json()) as { detail: string }).detail).toMatch(/ends before its closing boundary/);
+  expect((await fetch(`${stack.url}/health`)).status).toBe(200);
+});

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +35,40 @@ function processesOf(marker: string): number[] {
       }
     })
     .map(Number);
+}
+
+/** The addresses (ip:port) on which these processes listen for TCP connections, read from /proc. */
+function listeningAddresses(pids: number[]): string[] {
+  const inodes = new Set(
+    pids.flatMap((pid) =>
+      readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+        try {
+          return [/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1]].filter(Boolean);
+        } catch {
+          return [];
+        }
+      }),
+    ),
+  );
+  const addresses: string[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const [, local, , state, , , , , , inode] = line.trim().split(/\s+/);
+      if (state !== '0A' || !inodes.has(inode)) continue; // 0A: LISTEN
+      const [ip, port] = local!.split(':');
+      // IPv4 as little-endian hex (0100007F is 127.0.0.1); IPv6 shown as is.
+      const ipv4 =
+        ip!.length === 8
+          ? ip!
+              .match(/../g)!
+              .reverse()
+              .map((byte) => Number.parseInt(byte, 16))
+              .join('.')
+          : ip;
+      addresses.push(`${ipv4}:${Number.parseInt(port!, 16)}`);
+    }
+  }
+  return addresses;
 }
 
 async function start(env: Record<string, string> = {}): Promise<Run> {
@@ -107,11 +141,15 @@ it('leaves no process and no port behind after Ctrl-C during start-up', { timeou
   await expect(ensurePortsFree({ port: run.port })).resolves.toBeUndefined();
 });
 
-it('stops everything and exits non-zero, saying which part, when the API process dies', {
+it('listens on 127.0.0.1 only, and stops everything with a non-zero exit, saying which part, when the API process dies', {
   timeout: 240_000,
 }, async () => {
   const run = await start();
   await waitForOutput(run, '[hubfolio] ready:', 200_000);
+  // The API, its Lambda port and the embedded S3 and SQS (PostgreSQL is the test run's): 127.0.0.1 only.
+  const listening = listeningAddresses(processesOf(run.marker));
+  expect(listening.length).toBeGreaterThanOrEqual(4);
+  expect(listening.filter((address) => !address.startsWith('127.0.0.1:'))).toEqual([]);
   const pid = Number(/serverless-offline, pid (\d+)/.exec(run.output())![1]);
   process.kill(pid, 'SIGKILL');
   expect(await exitWithin(run, 20_000)).toBe(1);

@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { BadRequestError, HttpError, NotFoundError, ServiceUnavailableError } from '#http/errors';
 import { ANSWER_BEFORE_DEADLINE_MS, httpHandler } from '#http/handler';
 import { jsonBody } from '#http/validation';
+import { multipartBody } from '#http/multipart';
 import { logger } from '#shared/log';
 import { httpEvent, invokeHttp, lambdaContext } from '../helpers/lambda.ts';
 
@@ -106,5 +107,30 @@ describe('jsonBody', () => {
   });
   it('quotes the parser on malformed JSON', () => {
     expect(() => jsonBody(httpEvent({ path: '/x', body: '{"a":' }))).toThrow(/Malformed JSON body: .+/);
+  });
+});
+
+describe('multipart bodies', () => {
+  const form = httpHandler(
+    async (event) => ({ statusCode: 200, body: Object.keys(event.body as unknown as object) }),
+    multipartBody({
+      maxFileBytes: 1024,
+      maxBodyBytes: 4096,
+      howTo: 'send a form',
+      tooLarge: () => new HttpError(413, 'too large'),
+    }),
+  );
+  const post = (body: string) =>
+    invokeHttp(form, httpEvent({ path: '/x', body, headers: { 'content-type': 'multipart/form-data; boundary=XYZ' } }));
+  const part = '--XYZ\r\nContent-Disposition: form-data; name="file"; filename="m.onnx"\r\n\r\nabc';
+
+  it('reads a complete form', async () => {
+    expect(await post(`${part}\r\n--XYZ--\r\n`)).toEqual({ status: 200, body: ['file'] });
+  });
+
+  it('refuses a body cut short inside a file part with 415, instead of crashing the process', async () => {
+    const { status, body } = await post(part);
+    expect(status).toBe(415);
+    expect(body.detail).toMatch(/ends before its closing boundary "--XYZ--".*send a form/);
   });
 });
