@@ -43,6 +43,7 @@ beforeAll(async () => {
 
 afterEach(() => {
   vi.restoreAllMocks();
+  vi.useRealTimers();
 });
 
 it('answers 503 with how to upload a model when none is serving', async () => {
@@ -71,14 +72,17 @@ it('looks at an unchanged pointer with one HEAD after the refresh window, and ke
 });
 
 it('answers the first request after the refresh window with the newly promoted model', async () => {
-  const cache = new ServingModelCache('promoted', 200);
+  // The cache's clock only: S3 calls keep their real timers, and a slow machine cannot pass the window early.
+  vi.useFakeTimers({ toFake: ['Date'] });
+  const cache = new ServingModelCache('promoted', 30_000);
   await publish('promoted', '1', readFileSync(SAMPLE_MODEL));
   expect((await cache.get()).pointer.version).toBe('1');
 
   await publish('promoted', '2', doubled());
+  vi.setSystemTime(Date.now() + 29_000);
   // Within the window the warm container keeps its model (no look at S3)...
   expect((await cache.get()).pointer.version).toBe('1');
-  await sleep(250);
+  vi.setSystemTime(Date.now() + 1_000);
   // ...and the first request after it looks before answering.
   const current = await cache.get();
   expect(current.pointer.version).toBe('2');
