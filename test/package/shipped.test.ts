@@ -374,7 +374,10 @@ describe('every packaged function under Node 22, unzipped as /var/task beside th
   });
 
   it('modelUploadUrl: POST /model/upload-url presigns a PUT into the drop folder', async () => {
-    const { status, body } = await post('modelUploadUrl', '/model/upload-url', { filename: 'big.onnx' });
+    const { status, body } = await post('modelUploadUrl', '/model/upload-url', {
+      filename: 'big.onnx',
+      file_size: 1024,
+    });
     expect(status).toBe(200);
     expect(body.key).toBe('incoming/hubfolio-model/big.onnx');
     expect(new URL(body.url).searchParams.get('X-Amz-Signature')).toMatch(/^[0-9a-f]{64}$/);
