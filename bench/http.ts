@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { freePort } from '../scripts/local/ports.ts';
-import { startLocalStack } from '../scripts/local/stack.ts';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { sqsClient } from '../scripts/local/resources.ts';
+import { startLocalStack, type LocalStack } from '../scripts/local/stack.ts';
 import { round } from './stats.ts';
 
 const execFileAsync = promisify(execFile);
@@ -128,9 +130,32 @@ async function row(url: string, database: string, load: Load): Promise<HttpRow> 
 }
 
 /**
+ * Waits until the telemetry consumer has taken every queued prediction (at most 60 s), so that each
+ * row measures its own load and the consumer's work on it, not the backlog a previous row left.
+ */
+async function settle(stack: LocalStack): Promise<void> {
+  const sqs = sqsClient(stack.endpoints);
+  const deadline = Date.now() + 60_000;
+  try {
+    while (Date.now() < deadline) {
+      const { Attributes: a = {} } = await sqs.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: stack.queueUrl,
+          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+        }),
+      );
+      if (Number(a.ApproximateNumberOfMessages) + Number(a.ApproximateNumberOfMessagesNotVisible) === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  } finally {
+    sqs.destroy();
+  }
+}
+
+/**
  * Starts the local stack as `npm start` does (`env` decides embedded or DATABASE_URL's PostgreSQL),
  * warms it up, then measures /predict at 1 and 8 connections (10 s each) and 30 requests of a
- * 1,000-row /predict/batch, one at a time.
+ * 1,000-row /predict/batch, one at a time, each row once the queue is empty.
  */
 export async function benchHttp(options: {
   env: NodeJS.ProcessEnv;
@@ -155,9 +180,12 @@ export async function benchHttp(options: {
     const batch = { path: '/predict/batch', body: options.batchBody };
     await autocannon(stack.url, { ...predict, connections: 1, seconds: 3 });
     await autocannon(stack.url, { ...predict, connections: 8, seconds: 3 });
+    await settle(stack);
     const c1 = await row(stack.url, database, { ...predict, connections: 1, seconds: 10 });
+    await settle(stack);
     const c8 = await row(stack.url, database, { ...predict, connections: 8, seconds: 10 });
     await autocannon(stack.url, { ...batch, connections: 1, amount: 3 });
+    await settle(stack);
     const batchRow = await row(stack.url, database, { ...batch, connections: 1, amount: 30 });
     return {
       database: options.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded',
