@@ -25,6 +25,8 @@ import { benchHttp } from './http.ts';
 import { renderResults, type BenchResults } from './report.ts';
 import { sqs as predictionsSqs } from '#prediction/queue';
 import { countSqsSends, type SqsSends } from './sqs-requests.ts';
+import { median, timeQueries, timeSqsCalls } from './call-times.ts';
+import { pool as handlersPool } from '#shared/db';
 import { measure, measureAlternating, round } from './stats.ts';
 import { parseScriptArgs } from '../scripts/usage.ts';
 
@@ -139,6 +141,7 @@ const sqsSends = countSqsSends(predictionsSqs());
 const perThousand = (sends: SqsSends, predictions: number) => ({
   requests: round((sends.requests * 1000) / predictions, 1),
   billed: round((sends.billed * 1000) / predictions, 1),
+  bytes: Math.round((sends.bytes * 1000) / predictions),
 });
 
 const results: Record<string, unknown> = {};
@@ -197,7 +200,16 @@ try {
   };
   await measure(3, 1, batchOnce);
   sqsSends.take();
+  // Where a batch's time goes: its statements and its SQS call, timed on the handlers' own pool and client.
+  const queryTimes = timeQueries(handlersPool());
+  const sqsTimes = timeSqsCalls(predictionsSqs());
   results.batch1000 = await measure(20, 1, batchOnce);
+  const statements = queryTimes.take();
+  results.batchParts = {
+    allocateMs: round(median(statements['SELECT allocate_prediction_ts'])),
+    insertMs: round(median(statements['INSERT INTO predictions'])),
+    sendMs: round(median(sqsTimes.take().SendMessageBatchCommand)),
+  };
   results.sqsBatch = perThousand(sqsSends.take(), 20 * 1000);
 
   log('cold start: bundled handler in a fresh process (5 runs)');

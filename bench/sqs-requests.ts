@@ -7,6 +7,8 @@ const SENDS = new Set(['SendMessageCommand', 'SendMessageBatchCommand']);
 export interface SqsSends {
   requests: number;
   billed: number;
+  /** The message bodies' size in all, in bytes. */
+  bytes: number;
 }
 
 /**
@@ -14,7 +16,7 @@ export interface SqsSends {
  * for them; `take()` returns the count so far and starts again from zero.
  */
 export function countSqsSends(client: SQSClient): { take(): SqsSends } {
-  let count: SqsSends = { requests: 0, billed: 0 };
+  let count: SqsSends = { requests: 0, billed: 0, bytes: 0 };
   client.middlewareStack.add(
     (next, context) => async (args) => {
       if (SENDS.has(context.commandName ?? '')) {
@@ -22,6 +24,7 @@ export function countSqsSends(client: SQSClient): { take(): SqsSends } {
         const bodies = input.Entries?.map((entry) => entry.MessageBody ?? '') ?? [input.MessageBody ?? ''];
         const bytes = bodies.reduce((sum, body) => sum + Buffer.byteLength(body), 0);
         count.requests += 1;
+        count.bytes += bytes;
         count.billed += Math.max(1, Math.ceil(bytes / BILLED_CHUNK_BYTES));
       }
       return next(args);
@@ -31,7 +34,7 @@ export function countSqsSends(client: SQSClient): { take(): SqsSends } {
   return {
     take() {
       const taken = count;
-      count = { requests: 0, billed: 0 };
+      count = { requests: 0, billed: 0, bytes: 0 };
       return taken;
     },
   };
