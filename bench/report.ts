@@ -61,6 +61,13 @@ function ceilingNote(h: HttpBenchResult, cores: number): string {
   return `${h.database === 'embedded' ? 'Embedded' : 'DATABASE_URL'}: ${total} ms of CPU per request at 8 connections (serverless-offline ${h.c8.cpu!.offline}, the stack's process ${h.c8.cpu!.stack}, PostgreSQL ${h.c8.cpu!.postgres}), so ${cores} idle cores would serve at most ~${ceiling}/s; measured ${h.c8.perSecond}/s.`;
 }
 
+/** What one 1,000-row batch over HTTP costs in CPU, by process tree. */
+function batchCpuNote(h: HttpBenchResult): string {
+  const c = h.batch.cpu;
+  if (!c) return '';
+  return `${h.database === 'embedded' ? 'Embedded' : 'DATABASE_URL'}: ${cpuTotal(h.batch)} ms of CPU per batch in all (serverless-offline ${c.offline}, the stack's process ${c.stack}, PostgreSQL ${c.postgres}) for a p50 of ${h.batch.p50} ms.`;
+}
+
 export function renderResults(
   r: BenchResults,
   run: { databaseHost: string; loadBefore: number[]; loadAfter: number[] },
@@ -177,6 +184,8 @@ Issue 11 measured \`npm start\`'s /predict at 16 requests/s (8 connections, p50 
 - **The 1,000-row batch over HTTP** adds to the in-process handler (p50 ${r.batch1000.p50} ms here, ${r.batch1000.cpuMsPerCall} ms of CPU; its predictions
   go to SQS as envelopes, ${r.sqsBatch.requests} SendMessageBatch calls per batch) the request and its answer (hundreds of KB of JSON
   through hapi), the emulator's side of those calls and the telemetry consumer's work on the batch, all on the same cores.
+  ${batchCpuNote(emb)} ${batchCpuNote(srv)} While one batch is answered, the consumer still works
+  on the previous one (receiving its envelope, recording 1,000 outcomes in one UPDATE), and both share the ${cpu.length} cores.
 
 ## Reading the figures
 
