@@ -121,9 +121,19 @@ export async function startPostgres(options: { port?: number; dataDir?: string }
     void exited.then(([code]) => reject(new Error(stderr.trim() || `embedded PostgreSQL exited with code ${code}`)));
   });
   const url = await ready;
+  let stopping = false;
   return {
     url,
+    /** Resolves, saying how, if the server or its process stops without being asked to. */
+    died: exited.then(([code, signal]) =>
+      stopping
+        ? new Promise<string>(() => {})
+        : `embedded PostgreSQL exited ${signal ? `on ${signal}` : `with code ${code}`}${
+            stderr.trim() ? ` (${stderr.trim().split('\n')[0]})` : ''
+          }`,
+    ),
     stop: async () => {
+      stopping = true;
       if (child.exitCode !== null || child.signalCode !== null) return;
       // SIGTERM: a fast shutdown of the server (and removal of a throwaway cluster), then the process exits.
       child.kill('SIGTERM');

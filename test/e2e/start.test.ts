@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,6 +74,8 @@ function listeningAddresses(pids: number[]): string[] {
 async function start(env: Record<string, string> = {}): Promise<Run> {
   const marker = randomBytes(6).toString('hex');
   const dataDir = mkdtempSync(join(tmpdir(), 'hubfolio-start-'));
+  // mkdtemp makes it private; as root an embedded PostgreSQL runs as the user postgres, who must reach it.
+  chmodSync(dataDir, 0o755);
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const base = { ...process.env };
@@ -155,4 +157,22 @@ it('listens on 127.0.0.1 only, and stops everything with a non-zero exit, saying
   expect(await exitWithin(run, 20_000)).toBe(1);
   expect(run.output()).toContain('serverless-offline (the API) exited on SIGKILL; stopping the rest');
   expect(processesOf(run.marker)).toEqual([]);
+});
+
+it('stops everything with a non-zero exit, saying which part, when the embedded PostgreSQL dies', {
+  timeout: 240_000,
+}, async () => {
+  const run = await start({ DATABASE_URL: '' });
+  await waitForOutput(run, '[hubfolio] ready:', 200_000);
+  expect(run.output()).toContain('embedded PostgreSQL on postgres://');
+  const [server] = processesOf(run.marker).filter((pid) =>
+    readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(1, 2).includes('-D'),
+  );
+  expect(server).toBeDefined();
+  process.kill(server!, 'SIGKILL');
+  expect(await exitWithin(run, 20_000)).toBe(1);
+  expect(run.output()).toContain('embedded PostgreSQL exited with code 1 (the PostgreSQL server exited on SIGKILL');
+  expect(run.output()).toContain('; stopping the rest');
+  // The server's own children notice their postmaster is gone within moments.
+  await vi.waitFor(() => expect(processesOf(run.marker)).toEqual([]), { timeout: 10_000, interval: 200 });
 });
