@@ -56,8 +56,6 @@ const configSchema = z.object({
   MLFLOW_EXPERIMENT_NAME: z.string().min(1).default('hubfolio-models'),
   THINGSBOARD_URL: optionalUrl,
   THINGSBOARD_DEVICE_TOKEN: optionalString,
-  THINGSBOARD_USERNAME: z.string().min(1).default('tenant@thingsboard.org'),
-  THINGSBOARD_PASSWORD: z.string().min(1).default('tenant'),
   /** How often a warm container checks whether another serving model was promoted. */
   MODEL_REFRESH_SECONDS: z.coerce
     .number({ message: 'expected a number of seconds' })
