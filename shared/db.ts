@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { config } from '#shared/config';
+import { databaseUrl } from '#shared/secrets';
 import { ServiceUnavailableError } from '#http/errors';
 import { isNetworkError } from '#clients/errors';
 
@@ -11,7 +11,7 @@ let sharedPool: pg.Pool | undefined;
 
 /** The container's one connection pool, built on first use. */
 export function pool(): pg.Pool {
-  sharedPool ??= createPool(config().DATABASE_URL);
+  sharedPool ??= createPool(databaseUrl());
   return sharedPool;
 }
 

@@ -28,22 +28,36 @@ import {
 } from '../helpers/packaged.ts';
 
 /**
- * What a plain `serverless package` makes, before anything is deployed: one small bundle per function
- * with ONNX Runtime left to the layer, one IAM role per function with only what its code calls, and
- * a deploy that refuses this package because it was made without DATABASE_URL; and every function of
- * it, unzipped beside the layer, answering a real event of its kind under Node 22. One file, so that
- * the package is made once.
+ * What `serverless package` makes, before anything is deployed: one small bundle per function with
+ * ONNX Runtime left to the layer, one IAM role per function with only what its code calls (the
+ * secrets' SSM parameters included), no secret in any function's environment, and a deploy that
+ * refuses a package made without the database's parameter; and every function of it, unzipped
+ * beside the layer, answering a real event of its kind under Node 22. One file, so that the
+ * packages are made once and one after the other (osls builds both in the repository's .serverless/).
  */
 
 const work = mkdtempSync(join(tmpdir(), 'hubfolio-package-'));
 const packageDir = join(work, 'package');
+/** The same service packaged as CI does, with none of the settings (nothing ships from it). */
+const bareDir = join(work, 'bare');
 const optDir = join(work, 'opt');
 let template: Template;
 let functions: Map<string, LambdaFunction>;
 let node22: string;
 
+/** What `npm run deploy` is given (README: Deploying): the names of the secrets' SSM parameters. */
+const DEPLOY_SETTINGS = {
+  DATABASE_URL_PARAMETER: '/hubfolio/dev/database-url',
+  THINGSBOARD_URL: 'https://thingsboard.example.com',
+  THINGSBOARD_DEVICE_TOKEN_PARAMETER: '/hubfolio/dev/thingsboard-device-token',
+};
+
 beforeAll(async () => {
-  [node22] = await Promise.all([lambdaNode(), buildLayer(optDir), packageService(packageDir)]);
+  [node22] = await Promise.all([
+    lambdaNode(),
+    buildLayer(optDir),
+    packageService(packageDir, DEPLOY_SETTINGS).then(() => packageService(bareDir)),
+  ]);
   template = JSON.parse(readFileSync(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8'));
   functions = serviceFunctions(template);
 }, 600_000);
@@ -99,28 +113,40 @@ describe('a plain `serverless package`', () => {
 const BUCKET = 'arn:aws:s3:::hubfolio-dev-models';
 /** Every action a function's role allows, as "action resource", with resources named for reading. */
 function grants(name: string): string[] {
-  const role = template.Resources[functions.get(name)!.Properties.Role['Fn::GetAtt'][0]]!;
-  const policies = role.Properties.Policies as Array<{ PolicyDocument: { Statement: Statement[] } }>;
-  return policies.flatMap((policy) =>
-    policy.PolicyDocument.Statement.flatMap((statement) => {
-      expect(statement.Effect).toBe('Allow');
-      return [statement.Action]
-        .flat()
-        .flatMap((action) =>
-          [statement.Resource].flat().map((resource) => `${action} ${resourceName(name, resource)}`),
-        );
-    }),
-  );
+  return statements(name).flatMap((statement) => {
+    expect(statement.Effect).toBe('Allow');
+    return [statement.Action]
+      .flat()
+      .flatMap((action) => [statement.Resource].flat().map((resource) => `${action} ${resourceName(name, resource)}`));
+  });
 }
 interface Statement {
   Effect: string;
   Action: string | string[];
   Resource: unknown;
+  Condition?: unknown;
 }
+/** Every statement of a function's role. */
+function statements(name: string): Statement[] {
+  const role = template.Resources[functions.get(name)!.Properties.Role['Fn::GetAtt'][0]]!;
+  const policies = role.Properties.Policies as Array<{ PolicyDocument: { Statement: Statement[] } }>;
+  return policies.flatMap((policy) => policy.PolicyDocument.Statement);
+}
+/** This account's and region's ARNs, as CloudFormation joins them, read: "parameter /name", "kms key/*". */
+const ARN_PREFIX = /^arn:\{AWS::Partition\}:(ssm|kms):\{AWS::Region\}:\{AWS::AccountId\}:/;
 function resourceName(fn: string, resource: unknown): string {
   if (typeof resource === 'string') return resource.replace(BUCKET, 'bucket');
   const getAtt = (resource as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt'];
   if (getAtt) return getAtt[0];
+  const join = (resource as { 'Fn::Join'?: [string, Array<string | { Ref: string }>] })['Fn::Join'];
+  if (join)
+    return join[1]
+      .map((part) => (typeof part === 'string' ? part : `{${part.Ref}}`))
+      .join(join[0])
+      .replace(ARN_PREFIX, (_, service: string) => (service === 'ssm' ? '' : 'kms '))
+      .replace(/^parameter/, 'parameter ');
+  const condition = (resource as { 'Fn::If'?: [string, unknown, unknown] })['Fn::If'];
+  if (condition) return `${resourceName(fn, condition[1])} if ${condition[0]}`;
   const sub = (resource as { 'Fn::Sub'?: string })['Fn::Sub'] ?? '';
   return sub.includes(`:log-group:/aws/lambda/hubfolio-functions-dev-${fn}:`)
     ? 'own log group'
@@ -132,22 +158,35 @@ const list = 's3:ListBucket bucket';
 const readServing = ['s3:GetObject bucket/serving/*', 's3:GetObject bucket/models/*'];
 const readUploads = 's3:GetObject bucket/uploads/*';
 const exportAndPublish = ['s3:PutObject bucket/models/*', 's3:PutObject bucket/serving/*'];
+/** The secrets' parameters (DEPLOY_SETTINGS), and their decryption through SSM. */
+const readDatabaseUrl = ['ssm:GetParameter parameter /hubfolio/dev/database-url', 'kms:Decrypt kms key/*'];
+const readTelemetrySecrets = [
+  ...readDatabaseUrl,
+  'ssm:GetParameter parameter /hubfolio/dev/thingsboard-device-token if DeviceTokenParameterGiven',
+];
 const eventSource = (queue: string) =>
   ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'].map((a) => `${a} ${queue}`);
 
 /** What each function's code calls (README: least privilege), and so all its role may do. */
 const ROLES: Record<string, string[]> = {
-  predict: [list, ...readServing, 'sqs:SendMessage PredictionsQueue'],
-  predictBatch: [list, ...readServing, 'sqs:SendMessage PredictionsQueue'],
-  health: [list, ...readServing, 'sqs:GetQueueAttributes PredictionsQueue'],
+  predict: [list, ...readServing, 'sqs:SendMessage PredictionsQueue', ...readDatabaseUrl],
+  predictBatch: [list, ...readServing, 'sqs:SendMessage PredictionsQueue', ...readDatabaseUrl],
+  health: [list, ...readServing, 'sqs:GetQueueAttributes PredictionsQueue', ...readTelemetrySecrets],
   openapi: [],
   docs: [],
-  relay: ['sqs:SendMessage PredictionsQueue'],
-  modelUpload: [list, ...readServing, readUploads, 's3:PutObject bucket/uploads/*', ...exportAndPublish],
+  relay: ['sqs:SendMessage PredictionsQueue', ...readTelemetrySecrets],
+  modelUpload: [
+    list,
+    ...readServing,
+    readUploads,
+    's3:PutObject bucket/uploads/*',
+    ...exportAndPublish,
+    ...readDatabaseUrl,
+  ],
   modelUploadUrl: ['s3:PutObject bucket/incoming/*'],
-  modelExport: [list, ...readServing, readUploads, 's3:PutObject bucket/models/*'],
-  modelInfo: [list, ...readServing],
-  modelPromote: [list, ...readServing, readUploads, ...exportAndPublish],
+  modelExport: [list, ...readServing, readUploads, 's3:PutObject bucket/models/*', ...readDatabaseUrl],
+  modelInfo: [list, ...readServing, ...readDatabaseUrl],
+  modelPromote: [list, ...readServing, readUploads, ...exportAndPublish, ...readDatabaseUrl],
   modelIngest: [
     list,
     ...readServing,
@@ -155,6 +194,7 @@ const ROLES: Record<string, string[]> = {
     's3:GetObject bucket/incoming/*',
     's3:PutObject bucket/uploads/*',
     ...exportAndPublish,
+    ...readDatabaseUrl,
   ],
   modelSync: [
     ...eventSource('ModelSyncQueue'),
@@ -163,11 +203,13 @@ const ROLES: Record<string, string[]> = {
     readUploads,
     ...exportAndPublish,
     'sqs:SendMessage ModelSyncQueue',
+    ...readDatabaseUrl,
   ],
   telemetryForwarder: [
     ...eventSource('PredictionsQueue'),
     'sqs:SendMessage PredictionsQueue',
     'sqs:SendMessage PredictionsDeadLetterQueue',
+    ...readTelemetrySecrets,
   ],
 };
 
@@ -192,15 +234,67 @@ describe('the compiled template’s IAM roles', () => {
   });
 });
 
+/** Every Lambda function of a template (osls's custom-resource one too) and its environment. */
+const environments = (of: Template) =>
+  Object.entries(of.Resources)
+    .filter(([, resource]) => resource.Type === 'AWS::Lambda::Function')
+    .map(([id, resource]) => [id, (resource as LambdaFunction).Properties.Environment?.Variables ?? {}] as const);
+const PLAIN_SECRETS = ['DATABASE_URL', 'THINGSBOARD_DEVICE_TOKEN', 'THINGSBOARD_USERNAME', 'THINGSBOARD_PASSWORD'];
+const USES_DATABASE = FUNCTIONS.filter((name) => !['openapi', 'docs', 'modelUploadUrl'].includes(name));
+const USES_THINGSBOARD = ['health', 'relay', 'telemetryForwarder'];
+
+describe('the compiled template’s secrets', () => {
+  it('puts no secret in plain text in any function’s environment', () => {
+    for (const [id, variables] of environments(template)) {
+      expect(
+        Object.keys(variables).filter((name) => PLAIN_SECRETS.includes(name)),
+        id,
+      ).toEqual([]);
+      expect(JSON.stringify(variables), id).not.toMatch(/postgres(ql)?:\/\//);
+    }
+  });
+
+  it('gives the parameters’ names only to the functions that read them', () => {
+    const given = (variable: string) =>
+      FUNCTIONS.filter((name) => variable in (functions.get(name)!.Properties.Environment?.Variables ?? {}));
+    expect(given('DATABASE_URL_PARAMETER')).toEqual(USES_DATABASE);
+    expect(given('THINGSBOARD_DEVICE_TOKEN_PARAMETER')).toEqual(USES_THINGSBOARD);
+    for (const name of USES_DATABASE)
+      expect(functions.get(name)!.Properties.Environment!.Variables).toMatchObject({
+        DATABASE_URL_PARAMETER: '/hubfolio/dev/database-url',
+        // Amazon's CAs, RDS's among them, for sslmode=verify-full (Node 20+ runtimes leave them out).
+        NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
+      });
+  });
+
+  it('lets the roles decrypt the parameters only through SSM in their own region', () => {
+    const decrypts = FUNCTIONS.flatMap(statements).filter((statement) => statement.Action.includes('kms:Decrypt'));
+    expect(decrypts).toHaveLength(USES_DATABASE.length);
+    for (const statement of decrypts)
+      expect(statement.Condition).toEqual({
+        StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['ssm.', { Ref: 'AWS::Region' }, '.amazonaws.com']] } },
+      });
+  });
+
+  it('grants the device token’s parameter only when one is given', async () => {
+    const condition = (of: Template) => (of as Template & { Conditions: Record<string, unknown> }).Conditions;
+    expect(condition(template)).toEqual({
+      DeviceTokenParameterGiven: { 'Fn::Not': [{ 'Fn::Equals': ['/hubfolio/dev/thingsboard-device-token', ''] }] },
+    });
+    const bare: Template = JSON.parse(readFileSync(join(bareDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+    expect(condition(bare)).toEqual({ DeviceTokenParameterGiven: { 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] } });
+  });
+});
+
 describe('a deploy', () => {
-  it('refuses the package made without DATABASE_URL before CloudFormation starts, naming it', async () => {
+  it('refuses the package made without DATABASE_URL_PARAMETER before CloudFormation starts, naming it', async () => {
     // Credentials that AWS would refuse, so that nothing could deploy if the check let it through.
     const env = { ...cleanEnv(), AWS_ACCESS_KEY_ID: 'AKIAREFUSED', AWS_SECRET_ACCESS_KEY: 'refused' };
-    const refused = await serverless(['deploy', '--package', packageDir], env).then(
+    const refused = await serverless(['deploy', '--package', bareDir], env).then(
       () => 'deployed',
       (error: Error) => error.message,
     );
-    expect(refused).toMatch(/Refusing to deploy: DATABASE_URL is not set; expected a PostgreSQL URL/);
+    expect(refused).toMatch(/Refusing to deploy: DATABASE_URL_PARAMETER is not set; expected an SSM parameter name/);
     expect(refused).not.toMatch(/CloudFormation stack|Uploading/);
   });
 });
@@ -232,6 +326,8 @@ describe('every packaged function under Node 22, unzipped as /var/task beside th
       THINGSBOARD_URL: thingsboard.url,
       THINGSBOARD_DEVICE_TOKEN: deviceToken,
       POWERTOOLS_LOG_LEVEL: 'WARN',
+      // Lambda's CA file is not on this machine (Node would warn that it cannot load it).
+      NODE_EXTRA_CA_CERTS: '',
     };
     // What the template leaves to CloudFormation (the queue URLs) must all have a local value above.
     for (const [name, value] of Object.entries(env)) expect(typeof value, name).toBe('string');

@@ -38,9 +38,7 @@ describe('parseConfig', () => {
 
   it('names every missing variable', () => {
     expect(() => parseConfig({})).toThrow(
-      new ConfigError(
-        'Invalid configuration: DATABASE_URL: is required; MODEL_BUCKET: is required; PREDICTIONS_QUEUE_URL: is required',
-      ),
+      new ConfigError('Invalid configuration: MODEL_BUCKET: is required; PREDICTIONS_QUEUE_URL: is required'),
     );
   });
 
