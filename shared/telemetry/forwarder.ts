@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { config } from '#shared/config';
 import { pool } from '#shared/db';
 import { logger } from '#shared/log';
+import { recordTelemetry } from '#shared/metrics';
 import { packMessages, singleBody, type Prediction } from '#prediction/message';
 import { recordConsumerOutcomes, type ConsumerOutcomes } from '#prediction/store';
 import { sqs } from '#prediction/queue';
@@ -348,6 +349,8 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
     };
     const [, unparked, unretried] = await Promise.all([recordOutcomes(outcomes), park(parked), retry(retries)]);
     const failures = new Set([...unparked, ...unretried]);
+    // Predictions delivered and sent back to wait; messages parked (a malformed one holds no prediction).
+    recordTelemetry({ delivered: delivered.length, retried: outcomes.requeued.length, parked: parked.length });
     logger.info('telemetry batch forwarded', {
       received: records.length,
       predictions: byPoint.size,
