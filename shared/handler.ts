@@ -13,9 +13,26 @@ import { logger } from '#shared/log';
 import { metrics } from '#shared/metrics';
 import { loadSecrets } from '#shared/secrets';
 
-/** The middlewares every function starts with, in order. */
-export function platformMiddlewares<Event, Result>(): middy.MiddlewareObj<Event, Result>[] {
-  return [injectLambdaContext(logger, { resetKeys: true }), logMetrics(metrics), { before: () => loadSecrets() }];
+/**
+ * The middlewares every function starts with, in order. `correlationId` picks the id that every log
+ * line of the invocation carries as `correlation_id` (HTTP: API Gateway's request id); the keys are
+ * reset after each invocation.
+ */
+export function platformMiddlewares<Event, Result>(
+  correlationId?: (event: Event) => string | undefined,
+): middy.MiddlewareObj<Event, Result>[] {
+  const correlation: middy.MiddlewareObj<Event, Result> = {
+    before: ({ event }) => {
+      const id = correlationId?.(event);
+      if (id) logger.setCorrelationId(id);
+    },
+  };
+  return [
+    injectLambdaContext(logger, { resetKeys: true }),
+    correlation,
+    logMetrics(metrics),
+    { before: () => loadSecrets() },
+  ];
 }
 
 /** A handler for events other than HTTP: `fn` does the work; the stack gives it logs, metrics and secrets. */

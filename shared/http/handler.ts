@@ -95,11 +95,13 @@ export function httpHandler(
   fn: (event: HttpEvent, context: Context) => Promise<HttpResult>,
   bodyParsers: middy.MiddlewareObj<HttpEvent, APIGatewayProxyResultV2>[] = [],
 ) {
+  // Every log line of a request carries API Gateway's request id, as the API's access log does.
+  const requestId = (event: HttpEvent) => event.requestContext?.requestId;
   return middy<HttpEvent, APIGatewayProxyResultV2>({
     timeoutEarlyInMillis: ANSWER_BEFORE_DEADLINE_MS,
     timeoutEarlyResponse: outOfTime,
   })
-    .use(platformMiddlewares<HttpEvent, APIGatewayProxyResultV2>())
+    .use(platformMiddlewares<HttpEvent, APIGatewayProxyResultV2>(requestId))
     .use(httpErrors())
     .use(bodyParsers)
     .handler(async (event, context) => {

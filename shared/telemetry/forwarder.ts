@@ -210,10 +210,11 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
   }
 
   async function park(parked: Parked[]): Promise<SQSRecord[]> {
+    // A line per record, with the SQS message id: what `npm run dlq:redrive` and the DLQ show.
     for (const p of parked)
       logger.warn('parked an undeliverable message', {
-        messageId: p.record.messageId,
-        predictionId: p.predictionId,
+        message_id: p.record.messageId,
+        prediction_id: p.predictionId,
         reason: p.reason,
       });
     if (parked.length === 0) return [];

@@ -164,3 +164,41 @@ describe('metrics, one EMF line per invocation', () => {
     await drainQueue();
   });
 });
+
+/** The JSON log lines written since the test began. */
+const logLines = (): Array<Record<string, unknown>> =>
+  console.lines.flatMap((spy) =>
+    spy.mock.calls.flatMap(([line]) => {
+      try {
+        return [JSON.parse(String(line)) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    }),
+  );
+
+describe('correlation ids on the log lines', () => {
+  it('HTTP: every line of a request carries its API Gateway request id, and only that request’s', async () => {
+    const first = httpEvent({ path: '/predict', body: JSON.stringify({ ...SEED_EXAMPLE, bio: 'yes' }) });
+    const second = httpEvent({ path: '/predict', body: JSON.stringify({ ...SEED_EXAMPLE, contatos: 'no' }) });
+    await invokeHttp(predictHandler, first);
+    await invokeHttp(predictHandler, second);
+    const refused = logLines().filter((line) => line.message === 'request refused');
+    expect(refused.map((line) => line.correlation_id)).toEqual([
+      first.requestContext.requestId,
+      second.requestContext.requestId,
+    ]);
+  });
+
+  it('telemetryForwarder: a parked record’s line carries its SQS message id', async () => {
+    const arn = await queueArn(sqsClient(testEndpoints()), process.env.PREDICTIONS_QUEUE_URL!);
+    await drainQueue();
+    await postJson(predictHandler, '/predict', SEED_EXAMPLE);
+    const [record] = (await drainQueue()).map((message) => toLambdaRecord(message, arn, 'us-east-1'));
+    const malformed: SQSRecord = { ...record!, messageId: randomUUID(), body: '{"version": 99}' };
+    await forwarderHandler({ Records: [record!, malformed] }, lambdaContext());
+    const parked = logLines().filter((line) => line.message === 'parked an undeliverable message');
+    expect(parked).toEqual([expect.objectContaining({ message_id: malformed.messageId, level: 'WARN' })]);
+    await drainQueue(process.env.TEST_DLQ_URL);
+  });
+});
