@@ -7,6 +7,7 @@ import AdmZip from 'adm-zip';
 import type { APIGatewayProxyResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FEATURES } from '#prediction/features';
+import { POOL_MAX } from '#shared/db';
 import { s3NotificationEvent, toLambdaRecord } from '../../scripts/local/bridge.ts';
 import { queueArn, s3Client, sqsClient } from '../../scripts/local/resources.ts';
 import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
@@ -45,11 +46,17 @@ let template: Template;
 let functions: Map<string, LambdaFunction>;
 let node22: string;
 
-/** What `npm run deploy` is given (README: Deploying): the names of the secrets' SSM parameters. */
+/**
+ * What `npm run deploy` is given (README: Deploying): the names of the secrets' SSM parameters, a
+ * VPC, an address for the alarms.
+ */
 const DEPLOY_SETTINGS = {
   DATABASE_URL_PARAMETER: '/hubfolio/dev/database-url',
   THINGSBOARD_URL: 'https://thingsboard.example.com',
   THINGSBOARD_DEVICE_TOKEN_PARAMETER: '/hubfolio/dev/thingsboard-device-token',
+  VPC_SUBNET_IDS: 'subnet-0abc12345,subnet-0def67890',
+  VPC_SECURITY_GROUP_IDS: 'sg-0123abcd',
+  ALARM_EMAIL: 'ops@example.com',
 };
 
 beforeAll(async () => {
@@ -164,6 +171,8 @@ const readTelemetrySecrets = [
   ...readDatabaseUrl,
   'ssm:GetParameter parameter /hubfolio/dev/thingsboard-device-token if DeviceTokenParameterGiven',
 ];
+/** An asynchronous invocation's on-failure destination, which Lambda sends to with the function's role. */
+const reportFailure = 'sqs:SendMessage FailedInvocationsQueue';
 const eventSource = (queue: string) =>
   ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'].map((a) => `${a} ${queue}`);
 
@@ -174,7 +183,7 @@ const ROLES: Record<string, string[]> = {
   health: [list, ...readServing, 'sqs:GetQueueAttributes PredictionsQueue', ...readTelemetrySecrets],
   openapi: [],
   docs: [],
-  relay: ['sqs:SendMessage PredictionsQueue', ...readTelemetrySecrets],
+  relay: ['sqs:SendMessage PredictionsQueue', ...readTelemetrySecrets, reportFailure],
   modelUpload: [
     list,
     ...readServing,
@@ -195,6 +204,7 @@ const ROLES: Record<string, string[]> = {
     's3:PutObject bucket/uploads/*',
     ...exportAndPublish,
     ...readDatabaseUrl,
+    reportFailure,
   ],
   modelSync: [
     ...eventSource('ModelSyncQueue'),
@@ -204,6 +214,7 @@ const ROLES: Record<string, string[]> = {
     ...exportAndPublish,
     'sqs:SendMessage ModelSyncQueue',
     ...readDatabaseUrl,
+    reportFailure,
   ],
   telemetryForwarder: [
     ...eventSource('PredictionsQueue'),
@@ -278,11 +289,135 @@ describe('the compiled template’s secrets', () => {
 
   it('grants the device token’s parameter only when one is given', async () => {
     const condition = (of: Template) => (of as Template & { Conditions: Record<string, unknown> }).Conditions;
-    expect(condition(template)).toEqual({
+    expect(condition(template)).toMatchObject({
       DeviceTokenParameterGiven: { 'Fn::Not': [{ 'Fn::Equals': ['/hubfolio/dev/thingsboard-device-token', ''] }] },
     });
-    const bare: Template = JSON.parse(readFileSync(join(bareDir, 'cloudformation-template-update-stack.json'), 'utf8'));
-    expect(condition(bare)).toEqual({ DeviceTokenParameterGiven: { 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] } });
+    expect(condition(bareTemplate())).toMatchObject({
+      DeviceTokenParameterGiven: { 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] },
+    });
+  });
+});
+
+/** The template's resources of a type, by logical id. */
+const resourcesOf = (type: string, of: Template = template) =>
+  Object.fromEntries(Object.entries(of.Resources).filter(([, resource]) => resource.Type === type));
+const logicalId = (name: string) => `${name[0]!.toUpperCase()}${name.slice(1)}LambdaFunction`;
+const alarmActions = { AlarmActions: [{ Ref: 'AlarmTopic' }], OKActions: [{ Ref: 'AlarmTopic' }] };
+const bareTemplate = (): Template =>
+  JSON.parse(readFileSync(join(bareDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+
+describe('the compiled template’s operations', () => {
+  it('watches every function’s errors and throttles, one alarm each, notifying the alarm topic', () => {
+    const alarms = resourcesOf('AWS::CloudWatch::Alarm');
+    for (const name of FUNCTIONS)
+      for (const metric of ['Errors', 'Throttles'])
+        expect(alarms[`${logicalId(name)}${metric}Alarm`]?.Properties, `${name} ${metric}`).toMatchObject({
+          Namespace: 'AWS/Lambda',
+          MetricName: metric,
+          Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(name) } }],
+          Statistic: 'Sum',
+          Threshold: 0,
+          ComparisonOperator: 'GreaterThanThreshold',
+          ...alarmActions,
+        });
+  });
+
+  it('alarms on parked predictions, failed asynchronous invocations and predictions not delivered in 10 minutes', () => {
+    const alarms = resourcesOf('AWS::CloudWatch::Alarm');
+    const queueDepth = (queue: string) => ({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queue, 'QueueName'] } }],
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      ...alarmActions,
+    });
+    expect(alarms.PredictionsDeadLetterQueueAlarm?.Properties).toMatchObject(queueDepth('PredictionsDeadLetterQueue'));
+    expect(alarms.FailedInvocationsAlarm?.Properties).toMatchObject(queueDepth('FailedInvocationsQueue'));
+    // The metric the relay records (shared/metrics.ts), in seconds.
+    expect(alarms.UndeliveredPredictionsAlarm?.Properties).toMatchObject({
+      Namespace: 'HubFolio',
+      MetricName: 'OldestUndeliveredAge',
+      Dimensions: [{ Name: 'service', Value: 'hubfolio' }],
+      Statistic: 'Maximum',
+      Threshold: 600,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+      ...alarmActions,
+    });
+    expect(Object.keys(alarms)).toHaveLength(FUNCTIONS.length * 2 + 3);
+  });
+
+  it('mails the alarms to ALARM_EMAIL when it is given', () => {
+    expect(template.Resources.AlarmTopic?.Type).toBe('AWS::SNS::Topic');
+    expect(template.Resources.AlarmEmailSubscription).toMatchObject({
+      Condition: 'AlarmEmailGiven',
+      Properties: { TopicArn: { Ref: 'AlarmTopic' }, Protocol: 'email', Endpoint: 'ops@example.com' },
+    });
+    const condition = (of: Template) => (of as unknown as { Conditions: Record<string, unknown> }).Conditions;
+    expect(condition(template).AlarmEmailGiven).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['ops@example.com', ''] }] });
+    expect(condition(bareTemplate()).AlarmEmailGiven).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
+  });
+
+  it('sends what S3 events and schedules failed to the failed-invocations queue, after their retries', () => {
+    const configs = Object.values(resourcesOf('AWS::Lambda::EventInvokeConfig')).map(({ Properties }) => Properties);
+    const onFailure = { OnFailure: { Destination: { 'Fn::GetAtt': ['FailedInvocationsQueue', 'Arn'] } } };
+    expect(configs).toEqual(
+      expect.arrayContaining(
+        [
+          ['relay', 0],
+          ['modelSync', 0],
+          ['modelIngest', 2],
+        ].map(([name, retries]) =>
+          expect.objectContaining({
+            FunctionName: { Ref: logicalId(name as string) },
+            DestinationConfig: onFailure,
+            MaximumRetryAttempts: retries,
+          }),
+        ),
+      ),
+    );
+    expect(configs).toHaveLength(3);
+  });
+
+  it('reserves the prediction routes’ concurrency, sized with the database pool', () => {
+    const reserved = ['predict', 'predictBatch'].map(
+      (name) =>
+        (functions.get(name)!.Properties as { ReservedConcurrentExecutions?: number }).ReservedConcurrentExecutions,
+    );
+    expect(reserved).toEqual([10, 4]);
+    // Connections they may open at most: well under a small RDS instance's max_connections (~100 per GiB).
+    expect((reserved[0]! + reserved[1]!) * POOL_MAX).toBeLessThanOrEqual(60);
+  });
+
+  it('throttles the API’s routes and keeps its access log with the request ids', () => {
+    const stage = template.Resources.HttpApiStage!.Properties as {
+      DefaultRouteSettings: unknown;
+      AccessLogSettings: { DestinationArn: unknown; Format: string };
+    };
+    expect(stage.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 });
+    expect(stage.AccessLogSettings.DestinationArn).toEqual({ 'Fn::GetAtt': ['HttpApiLogGroup', 'Arn'] });
+    expect(JSON.parse(stage.AccessLogSettings.Format)).toMatchObject({
+      requestId: '$context.requestId',
+      routeKey: '$context.routeKey',
+      status: '$context.status',
+      responseLatency: '$context.responseLatency',
+    });
+    expect(template.Resources.HttpApiLogGroup?.Properties).toMatchObject({ RetentionInDays: 30 });
+  });
+
+  it('runs the functions in the VPC given, with the role that lets them, and in none otherwise', () => {
+    const vpcConfig = { SecurityGroupIds: ['sg-0123abcd'], SubnetIds: ['subnet-0abc12345', 'subnet-0def67890'] };
+    const roleOf = (of: Template, fn: LambdaFunction) => of.Resources[fn.Properties.Role['Fn::GetAtt'][0]]!.Properties;
+    for (const fn of functions.values()) {
+      expect((fn.Properties as { VpcConfig?: unknown }).VpcConfig).toEqual(vpcConfig);
+      expect(JSON.stringify(roleOf(template, fn).ManagedPolicyArns)).toContain('AWSLambdaVPCAccessExecutionRole');
+    }
+    const bare = bareTemplate();
+    for (const fn of serviceFunctions(bare).values()) {
+      expect((fn.Properties as { VpcConfig?: unknown }).VpcConfig).toBeUndefined();
+      expect(JSON.stringify(roleOf(bare, fn).ManagedPolicyArns ?? [])).not.toContain('AWSLambdaVPCAccessExecutionRole');
+    }
   });
 });
 
