@@ -12,6 +12,7 @@ import { s3NotificationEvent, toLambdaRecord } from '../../scripts/local/bridge.
 import { queueArn, s3Client, sqsClient } from '../../scripts/local/resources.ts';
 import { buildLinearRegressor } from '../../scripts/onnx-builder.ts';
 import { startFakeMlflow } from '../fakes/mlflow.ts';
+import { startFakeSsm } from '../fakes/ssm.ts';
 import { startFakeThingsBoard } from '../fakes/thingsboard.ts';
 import { drainQueue, query, SEED_EXAMPLE, testEndpoints } from '../helpers/fixtures.ts';
 import { httpEvent, invokeHttp } from '../helpers/lambda.ts';
@@ -578,6 +579,36 @@ describe('every packaged function under Node 22, unzipped as /var/task beside th
   it('relay: a scheduled run re-sends a prediction whose send failed', async () => {
     await query('UPDATE predictions SET enqueue_attempts = 1 WHERE id = $1', [predictionIds[0]]);
     expect(await invoke('relay', scheduled('relay'))).toEqual({ sent: 1, failed: 0, waiting: false });
+  });
+
+  it('relay, as deployed: reads the database URL and the device token from SSM, each once', async () => {
+    const ssm = await startFakeSsm({
+      [DEPLOY_SETTINGS.DATABASE_URL_PARAMETER]: process.env.DATABASE_URL!,
+      [DEPLOY_SETTINGS.THINGSBOARD_DEVICE_TOKEN_PARAMETER]: deviceToken,
+    });
+    const fn = functions.get('relay')!;
+    // The template's environment names the parameters; no plain secret is left to win over them.
+    const { DATABASE_URL: _, THINGSBOARD_DEVICE_TOKEN: __, ...environment } = environmentOf(fn);
+    const running = await startFunction({
+      node: node22,
+      zip: join(packageDir, 'relay.zip'),
+      fn,
+      taskDir: join(work, 'functions', 'relay-ssm'),
+      optDir,
+      environment: { ...environment, AWS_ENDPOINT_URL_SSM: ssm.url },
+    });
+    try {
+      // Not waiting: the token came from SSM; no error: so did the database URL. (lambda-local loads the
+      // bundle anew for every invocation, a cold start each: test/unit/secrets.test.ts holds the cache.)
+      expect(await running.invoke(scheduled('relay'))).toMatchObject({ failed: 0, waiting: false });
+    } finally {
+      await running.stop();
+      await ssm.close();
+    }
+    expect(ssm.requests.sort((a, b) => a.Name.localeCompare(b.Name))).toEqual([
+      { Name: DEPLOY_SETTINGS.DATABASE_URL_PARAMETER, WithDecryption: true },
+      { Name: DEPLOY_SETTINGS.THINGSBOARD_DEVICE_TOKEN_PARAMETER, WithDecryption: true },
+    ]);
   });
 
   it('telemetryForwarder: an SQS batch reaches ThingsBoard; a malformed record is parked, none fails', async () => {
