@@ -13,6 +13,8 @@ export default defineConfig({
     env: {
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       POWERTOOLS_DEV: 'true',
+      // No CloudWatch metrics (EMF lines) in test output; test/integration/metrics.test.ts turns them on.
+      POWERTOOLS_METRICS_DISABLED: 'true',
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'INFO',
     },
     silent: 'passed-only',

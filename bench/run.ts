@@ -54,6 +54,8 @@ const execFileAsync = promisify(execFile);
 const log = (message: string) => console.log(`[bench] ${message}`);
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+// Nor a CloudWatch metrics line (EMF) per request on stdout.
+process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 
 async function benchDatabase(server: string): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `hubfolio_bench_${process.pid}`;

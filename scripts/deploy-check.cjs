@@ -2,25 +2,36 @@
 /**
  * A local osls plugin: refuses a deploy, before CloudFormation starts, whose functions would fail at
  * cold start for want of a setting. serverless.yml takes these from the deploying shell
- * (`${env:DATABASE_URL, ''}`), so a forgotten one used to deploy fine and fail on the first request.
+ * (`${env:DATABASE_URL_PARAMETER, ''}`), so a forgotten one used to deploy fine and fail on the first request.
  * Plain `serverless package` (CI, no settings at hand) is not checked: nothing ships from it.
  *
- * Settings are named by the environment variable the functions read. When one moves to SSM Parameter
- * Store (DATABASE_URL → the name of its parameter), its rule here changes with it. CommonJS, because
+ * Settings are named by the environment variable the functions read. Secrets never travel in plain
+ * text: a function gets the name of the SSM parameter that holds one (shared/secrets.ts), and a
+ * template that would put a secret itself in a function's environment is refused. CommonJS, because
  * osls require()s plugins; scripts/deploy.ts applies the same check before it deploys the layer.
  */
 
+const PARAMETER_NAME = {
+  pattern: /^(?=.{2,1011}$)(?!\/(aws|ssm)(\/|$))(\/[\w.-]+){1,15}$/i,
+  expected: 'an SSM parameter name such as /hubfolio/prod/database-url (a SecureString; README: Deploying)',
+};
+
 /** What a usable value looks like: the rules shared/config.ts applies at cold start. */
 const REQUIRED_SETTINGS = {
-  DATABASE_URL: {
-    pattern: /^postgres(ql)?:\/\//,
-    expected: 'a PostgreSQL URL such as postgres://user:pass@host:5432/db',
-  },
+  DATABASE_URL_PARAMETER: PARAMETER_NAME,
   MODEL_BUCKET: {
     pattern: /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
     expected: 'a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)',
   },
 };
+
+/** Settings a deployment may leave out, checked when given; `with`: needed wherever that one is set. */
+const OPTIONAL_SETTINGS = {
+  THINGSBOARD_DEVICE_TOKEN_PARAMETER: { ...PARAMETER_NAME, with: 'THINGSBOARD_URL' },
+};
+
+/** Secrets, which a function reads from SSM and must never find in its environment. */
+const PLAIN_SECRETS = ['DATABASE_URL', 'THINGSBOARD_DEVICE_TOKEN', 'THINGSBOARD_USERNAME', 'THINGSBOARD_PASSWORD'];
 
 /** The environment variables of every Lambda function in a compiled CloudFormation template, by logical id. */
 function templateEnvironments(template) {
@@ -38,15 +49,25 @@ function templateEnvironments(template) {
  */
 function settingProblems(environments) {
   const problems = [];
+  const all = Object.values(environments);
+  const literal = (value) => typeof value === 'string';
   for (const [name, rule] of Object.entries(REQUIRED_SETTINGS)) {
-    const values = Object.values(environments)
-      .filter((variables) => name in variables)
-      .map((variables) => variables[name]);
-    const literals = values.filter((value) => typeof value === 'string');
+    const values = all.filter((variables) => name in variables).map((variables) => variables[name]);
+    const literals = values.filter(literal);
     if (values.length === 0) problems.push(`${name} is not set for any function; expected ${rule.expected}`);
     else if (literals.includes('')) problems.push(`${name} is not set; expected ${rule.expected}`);
     else if (literals.some((value) => !rule.pattern.test(value))) problems.push(`${name}: expected ${rule.expected}`);
   }
+  for (const [name, rule] of Object.entries(OPTIONAL_SETTINGS)) {
+    const given = all.map((variables) => variables[name]).filter((value) => literal(value) && value !== '');
+    const partner = all.some((variables) => literal(variables[rule.with]) && variables[rule.with] !== '');
+    if (given.some((value) => !rule.pattern.test(value))) problems.push(`${name}: expected ${rule.expected}`);
+    else if (partner && given.length === 0)
+      problems.push(`${name} is not set, but ${rule.with} is; expected ${rule.expected}`);
+  }
+  const plain = PLAIN_SECRETS.filter((name) => all.some((variables) => name in variables));
+  for (const name of plain)
+    problems.push(`${name} must not be in a function's environment (a secret in plain text); give ${name}_PARAMETER`);
   return problems;
 }
 

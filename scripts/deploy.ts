@@ -35,7 +35,9 @@ const values = parseScriptArgs({
     verbose: { type: 'boolean', description: "serverless's detailed output" },
   },
   environment: {
-    'DATABASE_URL, MODEL_BUCKET': 'what the functions use (see README, Configuration)',
+    DATABASE_URL_PARAMETER: 'the SSM parameter (SecureString) that holds the database URL',
+    THINGSBOARD_DEVICE_TOKEN_PARAMETER: "the one that holds ThingsBoard's device token, with THINGSBOARD_URL",
+    MODEL_BUCKET: 'and the other settings of README, Configuration',
     AWS_REGION: 'as --region',
   },
 });

@@ -11,10 +11,35 @@ const optionalUrl = z.preprocess(
 );
 const optionalString = z.preprocess((v) => (v === '' ? undefined : v), z.string().optional());
 
+/**
+ * The name of an SSM Parameter Store parameter (a SecureString) that holds a secret of a deployed
+ * function: a path of letters, digits, `_ . -` under `/`, not under the reserved `/aws` or `/ssm`.
+ * scripts/deploy-check.cjs refuses a deploy with the same rule.
+ */
+const optionalParameterName = z.preprocess(
+  (v) => (v === '' ? undefined : v),
+  z
+    .string()
+    .regex(
+      /^(?=.{2,1011}$)(?!\/(aws|ssm)(\/|$))(\/[\w.-]+){1,15}$/i,
+      'expected an SSM parameter name such as /hubfolio/prod/database-url',
+    )
+    .optional(),
+);
+
 const configSchema = z.object({
-  DATABASE_URL: z
-    .string({ message: 'expected a PostgreSQL URL such as postgres://user:pass@host:5432/db' })
-    .regex(/^postgres(ql)?:\/\//, 'expected a PostgreSQL URL such as postgres://user:pass@host:5432/db'),
+  /**
+   * Secrets come as plain variables locally (npm start, tests) and, deployed, as the name of an SSM
+   * parameter (`…_PARAMETER`) that shared/secrets.ts reads once per container; the plain one wins.
+   */
+  DATABASE_URL: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'expected a PostgreSQL URL such as postgres://user:pass@host:5432/db')
+      .optional(),
+  ),
+  DATABASE_URL_PARAMETER: optionalParameterName,
   MODEL_BUCKET: z
     .string({ message: 'expected the S3 bucket that holds the models' })
     .regex(
@@ -51,13 +76,13 @@ const configSchema = z.object({
   AWS_ENDPOINT_URL: optionalUrl,
   AWS_ENDPOINT_URL_S3: optionalUrl,
   AWS_ENDPOINT_URL_SQS: optionalUrl,
+  AWS_ENDPOINT_URL_SSM: optionalUrl,
   AWS_REGION: z.string().min(1).default('us-east-1'),
   MLFLOW_TRACKING_URI: optionalUrl,
   MLFLOW_EXPERIMENT_NAME: z.string().min(1).default('hubfolio-models'),
   THINGSBOARD_URL: optionalUrl,
   THINGSBOARD_DEVICE_TOKEN: optionalString,
-  THINGSBOARD_USERNAME: z.string().min(1).default('tenant@thingsboard.org'),
-  THINGSBOARD_PASSWORD: z.string().min(1).default('tenant'),
+  THINGSBOARD_DEVICE_TOKEN_PARAMETER: optionalParameterName,
   /** How often a warm container checks whether another serving model was promoted. */
   MODEL_REFRESH_SECONDS: z.coerce
     .number({ message: 'expected a number of seconds' })

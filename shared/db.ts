@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { config } from '#shared/config';
+import { databaseUrl } from '#shared/secrets';
 import { ServiceUnavailableError } from '#http/errors';
 import { isNetworkError } from '#clients/errors';
 
@@ -11,7 +11,7 @@ let sharedPool: pg.Pool | undefined;
 
 /** The container's one connection pool, built on first use. */
 export function pool(): pg.Pool {
-  sharedPool ??= createPool(config().DATABASE_URL);
+  sharedPool ??= createPool(databaseUrl());
   return sharedPool;
 }
 
@@ -45,7 +45,15 @@ const CONNECT_TIMEOUT_MS = 3_000;
 const STATEMENT_TIMEOUT_MS = 5_000;
 const QUERY_TIMEOUT_MS = 6_000;
 
-export function createPool(connectionString: string, max = 4): pg.Pool {
+/**
+ * The most connections one container opens. A container serves one invocation at a time and rarely
+ * needs more than one; the pool allows a few for work that overlaps. What the database must accept
+ * is this times the functions' concurrency: serverless.yml sizes the prediction routes' reserved
+ * concurrency with it (README: Operations).
+ */
+export const POOL_MAX = 4;
+
+export function createPool(connectionString: string, max = POOL_MAX): pg.Pool {
   const created = new pg.Pool({
     connectionString,
     max,

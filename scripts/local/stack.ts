@@ -143,6 +143,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ...(deviceToken ? { THINGSBOARD_DEVICE_TOKEN: deviceToken } : {}),
       PORT: String(port),
       LAMBDA_PORT: String(lambdaPort),
+      // The functions' CloudWatch metrics (Embedded Metric Format lines) mean nothing on a laptop.
+      POWERTOOLS_METRICS_DISABLED: env.POWERTOOLS_METRICS_DISABLED || 'true',
     };
     step();
     const handlers = await buildHandlers(ROOT);

@@ -1,10 +1,11 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { config } from '#shared/config';
 import { redactedCause } from '#http/errors';
 import { isNetworkError, UpstreamUnavailableError } from '#clients/errors';
 
-type Service = 'S3' | 'SQS';
+type Service = 'S3' | 'SQS' | 'SSM';
 
 /**
  * Options shared by every AWS SDK client: the region and, for local emulators, the endpoint
@@ -46,7 +47,7 @@ function outageReason(error: unknown): string | undefined {
  * caller to retry, as the database's outages are, instead of an anonymous 500. Everything else
  * (a missing key, a refused request) passes through untouched.
  */
-export function reportOutages<C extends S3Client | SQSClient>(client: C, service: Service): C {
+export function reportOutages<C extends S3Client | SQSClient | SSMClient>(client: C, service: Service): C {
   (client.middlewareStack as S3Client['middlewareStack']).add(
     (next) => async (args) => {
       try {

@@ -3,11 +3,11 @@
  * the one mapping from errors to responses, and JSON answers.
  */
 import middy from '@middy/core';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import { GatewayTimeoutError, HttpError, RETRY_AFTER_SECONDS, ServiceUnavailableError } from '#http/errors';
 import { isDatabaseUnavailable } from '#shared/db';
 import { logger } from '#shared/log';
+import { platformMiddlewares } from '#shared/handler';
 
 export type HttpEvent = APIGatewayProxyEventV2;
 /** What a route answers: a value sent as JSON, or (`raw`) content of its own type, such as the pages of /docs. */
@@ -86,7 +86,7 @@ const outOfTime = () => {
 };
 
 /**
- * Builds an HTTP Lambda handler: Powertools logging context, the one error mapping, the route's body
+ * Builds an HTTP Lambda handler: the platform's middlewares (logging context, secrets: shared/handler.ts), the one error mapping, the route's body
  * parsers (e.g. multipart) and a JSON response from what `fn` returns (or its raw content). Handlers stay adapters: parse, call shared code, shape the answer.
  * A handler still waiting close to the function's timeout answers 504 (middy's early timeout), so
  * that a hanging dependency never leaves the caller without an answer in the API's error shape.
@@ -95,11 +95,13 @@ export function httpHandler(
   fn: (event: HttpEvent, context: Context) => Promise<HttpResult>,
   bodyParsers: middy.MiddlewareObj<HttpEvent, APIGatewayProxyResultV2>[] = [],
 ) {
+  // Every log line of a request carries API Gateway's request id, as the API's access log does.
+  const requestId = (event: HttpEvent) => event.requestContext?.requestId;
   return middy<HttpEvent, APIGatewayProxyResultV2>({
     timeoutEarlyInMillis: ANSWER_BEFORE_DEADLINE_MS,
     timeoutEarlyResponse: outOfTime,
   })
-    .use(injectLambdaContext(logger))
+    .use(platformMiddlewares<HttpEvent, APIGatewayProxyResultV2>(requestId))
     .use(httpErrors())
     .use(bodyParsers)
     .handler(async (event, context) => {

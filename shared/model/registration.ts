@@ -1,6 +1,7 @@
 import { config } from '#shared/config';
 import { ConflictError } from '#http/errors';
 import { logger } from '#shared/log';
+import { recordRegistration } from '#shared/metrics';
 import { currentPointer } from '#prediction/serving';
 import {
   claimNewModelFile,
@@ -19,6 +20,7 @@ import { readModelObject, storedModelKey, storeModelFile } from '#model/storage'
 import { sha256Hex } from '#aws/s3';
 import { checkFileName, checkModelName } from '#model/name';
 import { validateModelFile } from '#model/validation';
+import type { ModelDescription } from '#model/onnx';
 import { ensureExported, promote, registryMode, SERVING_TARGET, type VersionRef } from '#model/promotion';
 import { mlflow } from '#clients/mlflow/client';
 import type { ModelVersion } from '#clients/mlflow/entities';
@@ -86,14 +88,32 @@ const REGISTRATION_SKIPPED =
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const keyOf = (row: ModelFileKey): ModelFileKey => ({ model_name: row.model_name, sha256: row.sha256 });
 
+/** Metrics: a refused file, then registered or failed (not versioned yet); register_in_mlflow=false is neither. */
+const counted = (outcome: 'refused' | 'failed') => (error: unknown) => {
+  recordRegistration(outcome);
+  throw error;
+};
+
 /** Validates, stores and registers a model file; see the module comment. */
-export async function registerModelFile(
-  input: ModelFileInput,
-  options: RegistrationOptions,
-): Promise<RegistrationOutcome> {
+export async function registerModelFile(input: ModelFileInput, options: RegistrationOptions) {
+  const description = await validateInput(input).catch(counted('refused'));
+  const outcome = await registerValidFile(input, description, options).catch(counted('failed'));
+  if (outcome.file.status !== 'stored')
+    recordRegistration(outcome.file.status === 'registered' ? 'registered' : 'failed');
+  return outcome;
+}
+
+async function validateInput(input: ModelFileInput): Promise<ModelDescription> {
   checkModelName(input.modelName);
   checkFileName(input.fileName);
-  const description = await validateModelFile(input.bytes, input.fileName);
+  return validateModelFile(input.bytes, input.fileName);
+}
+
+async function registerValidFile(
+  input: ModelFileInput,
+  description: ModelDescription,
+  options: RegistrationOptions,
+): Promise<RegistrationOutcome> {
   const sha256 = sha256Hex(input.bytes);
   const key = { model_name: input.modelName, sha256 };
   const mode = registryMode();

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { connectEarly, databaseWork, pool } from '#shared/db';
 import { UnprocessableError } from '#http/errors';
 import { logger } from '#shared/log';
+import { recordPredictions } from '#shared/metrics';
 import { allocateTimestamps, insertPredictions, markEnqueueFailed, type PredictionRow } from '#prediction/store';
 import { sendPredictions } from '#prediction/queue';
 import type { PredictRequest, PredictResponse } from '#prediction/api';
@@ -61,6 +62,7 @@ function refuseNonFinite(scores: number[], pointer: ServingPointer, itemsField: 
  * list of rows, for errors about one of them (a batch).
  */
 export async function predict(inputs: PredictRequest[], itemsField?: string): Promise<PredictResponse[]> {
+  const started = performance.now();
   const [{ model, pointer }] = await Promise.all([servingModels().get(), connectEarly()]);
   const [firstMs, scores] = await Promise.all([
     databaseWork(allocateTimestamps(pool(), inputs.length)),
@@ -82,6 +84,7 @@ export async function predict(inputs: PredictRequest[], itemsField?: string): Pr
   });
   const stored = await databaseWork(insertPredictions(pool(), rows, firstMs));
   await enqueue(stored);
+  recordPredictions(pointer.version, stored.length, performance.now() - started);
   return stored.map(toResponse);
 }
 

@@ -1,6 +1,7 @@
 import { pool } from '#shared/db';
 import { logger } from '#shared/log';
-import { lockUndelivered, markEnqueued, markEnqueueFailed } from '#prediction/store';
+import { recordOldestUndelivered } from '#shared/metrics';
+import { lockUndelivered, markEnqueued, markEnqueueFailed, oldestUndeliveredSeconds } from '#prediction/store';
 import { sendPredictions } from '#prediction/queue';
 import { thingsBoard } from '#clients/thingsboard/client';
 
@@ -65,9 +66,10 @@ async function relayBatch(
 
 /**
  * Re-sends undelivered predictions, batch after batch until none is left, the queue refuses them or
- * the run's budget is spent (a backlog of thousands goes in one run). While ThingsBoard is not
- * configured it sends nothing: the consumer would only acknowledge the messages again, and the
- * predictions wait in the database instead (the consumer says so, once per container).
+ * the run's budget is spent (a backlog of thousands goes in one run), then records the age of the
+ * oldest one still undelivered (a metric). While ThingsBoard is not configured it sends and records
+ * nothing: the consumer would only acknowledge the messages again, and the predictions wait in the
+ * database instead (the consumer says so, once per container).
  */
 export async function relayUndelivered({
   grace = RELAY_GRACE,
@@ -85,5 +87,7 @@ export async function relayUndelivered({
     if (batch.taken < limit || batch.failed > 0 || Date.now() > deadline) break;
   }
   if (outcome.sent + outcome.failed > 0) logger.info('relay ran', { sent: outcome.sent, failed: outcome.failed });
+  // Each run, for the alarm on predictions that stopped reaching the dashboard (serverless.yml).
+  recordOldestUndelivered(await oldestUndeliveredSeconds(pool()));
   return outcome;
 }

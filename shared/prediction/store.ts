@@ -160,6 +160,18 @@ export async function recordConsumerOutcomes(db: pg.Pool | pg.ClientBase, outcom
 }
 
 /**
+ * Seconds since the oldest prediction ThingsBoard does not have was made, 0 when there is none.
+ * Parked rows aside: they wait for `npm run dlq:redrive`, and the DLQ's own alarm says so.
+ */
+export async function oldestUndeliveredSeconds(db: pg.Pool | pg.ClientBase): Promise<number> {
+  const { rows } = await db.query<{ age: number | null }>(
+    `SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS age
+       FROM predictions WHERE delivered_at IS NULL AND parked_at IS NULL`,
+  );
+  return Math.max(0, Math.round(rows[0]?.age ?? 0));
+}
+
+/**
  * Locks up to `limit` undelivered predictions whose message may be gone: those whose send failed
  * or that wait for ThingsBoard's configuration (older than `failedGraceMs`), and those nothing has
  * handled for `silentGraceMs` — neither put on the queue by the relay nor handled by the consumer

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { config } from '#shared/config';
 import { pool } from '#shared/db';
 import { logger } from '#shared/log';
+import { recordTelemetry } from '#shared/metrics';
 import { packMessages, singleBody, type Prediction } from '#prediction/message';
 import { recordConsumerOutcomes, type ConsumerOutcomes } from '#prediction/store';
 import { sqs } from '#prediction/queue';
@@ -209,10 +210,11 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
   }
 
   async function park(parked: Parked[]): Promise<SQSRecord[]> {
+    // A line per record, with the SQS message id: what `npm run dlq:redrive` and the DLQ show.
     for (const p of parked)
       logger.warn('parked an undeliverable message', {
-        messageId: p.record.messageId,
-        predictionId: p.predictionId,
+        message_id: p.record.messageId,
+        prediction_id: p.predictionId,
         reason: p.reason,
       });
     if (parked.length === 0) return [];
@@ -348,6 +350,8 @@ export function createForwarder(options: Partial<ForwarderOptions> = {}): Forwar
     };
     const [, unparked, unretried] = await Promise.all([recordOutcomes(outcomes), park(parked), retry(retries)]);
     const failures = new Set([...unparked, ...unretried]);
+    // Predictions delivered and sent back to wait; messages parked (a malformed one holds no prediction).
+    recordTelemetry({ delivered: delivered.length, retried: outcomes.requeued.length, parked: parked.length });
     logger.info('telemetry batch forwarded', {
       received: records.length,
       predictions: byPoint.size,

@@ -63,11 +63,12 @@ export const serverless = (args: string[], env = cleanEnv()) =>
   run(process.execPath, [resolve(ROOT, 'node_modules/osls/bin/serverless.js'), ...args], env);
 
 /**
- * A plain `serverless package` into `dir`. osls builds in the repository's .serverless/ and moves the
- * result to `dir`, so a package of one's own there is replaced meanwhile.
+ * `serverless package` into `dir`, in a clean environment plus `settings` (none: as CI runs it). osls
+ * builds in the repository's .serverless/ and moves the result to `dir`, so a package of one's own
+ * there is replaced meanwhile, and two packages must not be made at once.
  */
-export async function packageService(dir: string): Promise<void> {
-  await serverless(['package', '--package', dir]);
+export async function packageService(dir: string, settings: Record<string, string> = {}): Promise<void> {
+  await serverless(['package', '--package', dir], { ...cleanEnv(), ...settings });
 }
 
 /** The service's own functions in a compiled template, by name (the custom-resource function aside). */

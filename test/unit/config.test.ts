@@ -13,11 +13,14 @@ describe('parseConfig', () => {
     expect(config).toMatchObject({
       MODEL_NAME: 'hubfolio-model',
       MLFLOW_EXPERIMENT_NAME: 'hubfolio-models',
-      THINGSBOARD_USERNAME: 'tenant@thingsboard.org',
-      THINGSBOARD_PASSWORD: 'tenant',
       MODEL_REFRESH_SECONDS: 30,
     });
     expect(config.MLFLOW_TRACKING_URI).toBeUndefined();
+  });
+
+  it('holds no ThingsBoard tenant account: only npm run thingsboard:provision reads one', () => {
+    const config = parseConfig({ ...required, THINGSBOARD_USERNAME: 'tenant@x', THINGSBOARD_PASSWORD: 'secret' });
+    expect(Object.keys(config).filter((key) => /USERNAME|PASSWORD/.test(key))).toEqual([]);
   });
 
   it('treats empty optional variables as unset (serverless.yml passes empty strings)', () => {
@@ -35,9 +38,7 @@ describe('parseConfig', () => {
 
   it('names every missing variable', () => {
     expect(() => parseConfig({})).toThrow(
-      new ConfigError(
-        'Invalid configuration: DATABASE_URL: is required; MODEL_BUCKET: is required; PREDICTIONS_QUEUE_URL: is required',
-      ),
+      new ConfigError('Invalid configuration: MODEL_BUCKET: is required; PREDICTIONS_QUEUE_URL: is required'),
     );
   });
 

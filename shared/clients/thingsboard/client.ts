@@ -6,6 +6,7 @@
  */
 import axios, { type AxiosInstance, type AxiosResponse, isAxiosError } from 'axios';
 import { config } from '#shared/config';
+import { deviceToken } from '#shared/secrets';
 import type { TelemetryPoint } from '#telemetry/points';
 
 /** The device the functions send to; provisioning finds or creates it by this name. */
@@ -246,11 +247,10 @@ export function createThingsBoardClient(options: ThingsBoardClientOptions): Thin
 
 let containerClient: ThingsBoardClient | undefined;
 
-/** The container's telemetry client, built from THINGSBOARD_URL / THINGSBOARD_DEVICE_TOKEN on first use. */
+/** The container's telemetry client, built from THINGSBOARD_URL and the device token (shared/secrets.ts) on first use. */
 export function thingsBoard(): ThingsBoardClient {
   if (!containerClient) {
-    const { THINGSBOARD_URL, THINGSBOARD_DEVICE_TOKEN } = config();
-    containerClient = createThingsBoardClient({ url: THINGSBOARD_URL, deviceToken: THINGSBOARD_DEVICE_TOKEN });
+    containerClient = createThingsBoardClient({ url: config().THINGSBOARD_URL, deviceToken: deviceToken() });
   }
   return containerClient;
 }
