@@ -64,6 +64,11 @@ export interface SqsBridgeOptions {
   region: string;
   /** Most records per invocation; the bridge gathers them ten per receive, as Lambda's poller does. */
   batchSize: number;
+  /**
+   * How long to keep gathering a batch that is not full once its first records arrived (Lambda's
+   * MaximumBatchingWindowInSeconds); 0: only what the queue has at hand.
+   */
+  batchingWindowSeconds?: number;
   invoke: (event: { Records: SQSRecord[] }) => Promise<unknown>;
   onError: (error: unknown) => void;
 }
@@ -113,11 +118,15 @@ export function startSqsBridge(options: SqsBridgeOptions) {
       try {
         const messages = await receive(options.batchSize, 1);
         if (messages.length === 0) continue;
-        // Fill the batch while the queue has more at hand (Lambda waits up to its batching window).
-        while (messages.length < options.batchSize && messages.length % 10 === 0) {
+        // Fill the batch while the queue has more at hand, and then until the batching window closes.
+        const windowEnds = Date.now() + (options.batchingWindowSeconds ?? 0) * 1000;
+        while (messages.length < options.batchSize) {
           const more = await receive(options.batchSize - messages.length, 0);
-          if (more.length === 0) break;
           messages.push(...more);
+          if (more.length > 0) continue;
+          const left = windowEnds - Date.now();
+          if (left <= 0 || !running) break;
+          await new Promise((r) => setTimeout(r, Math.min(left, 50)));
         }
         const records = messages.map((m) => toLambdaRecord(m, options.queueArn, options.region));
         const result = (await options.invoke({ Records: records })) as {

@@ -50,9 +50,21 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
+const serverlessYml = () => readFileSync(resolve(ROOT, 'serverless.yml'), 'utf8');
+
 function declaredFunctions(): Set<string> {
-  const yml = readFileSync(resolve(ROOT, 'serverless.yml'), 'utf8');
-  return new Set([...yml.matchAll(/^ {2}([A-Za-z]+):\n {4}handler:/gm)].map((m) => m[1]!));
+  return new Set([...serverlessYml().matchAll(/^ {2}([A-Za-z]+):\n {4}handler:/gm)].map((m) => m[1]!));
+}
+
+/** The batch size and batching window of a function's SQS event source, as serverless.yml declares them. */
+export function sqsEventSource(fn: string): { batchSize: number; batchingWindowSeconds: number } {
+  const block =
+    new RegExp(`^ {2}${fn}:\\n([\\s\\S]*?)(?=^ {2}[A-Za-z]+:\\n|^\\S)`, 'm').exec(serverlessYml())?.[1] ?? '';
+  const sqs = /- sqs:\n([\s\S]*?)(?=\n {6}- |$)/.exec(block)?.[1] ?? '';
+  return {
+    batchSize: Number(/batchSize: (\d+)/.exec(sqs)?.[1] ?? 10),
+    batchingWindowSeconds: Number(/maximumBatchingWindow: (\d+)/.exec(sqs)?.[1] ?? 0),
+  };
 }
 
 /**
@@ -195,21 +207,21 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       }
     }
     // SQS event sources, as serverless.yml declares them: the bridge polls, invokes, deletes what succeeded.
-    const bridgeQueue = async (fn: string, bridgedQueueUrl: string, batchSize: number) => {
+    const bridgeQueue = async (fn: string, bridgedQueueUrl: string) => {
       const sqs = sqsClient(endpoints);
       const bridge = startSqsBridge({
         sqs,
         queueUrl: bridgedQueueUrl,
         queueArn: await queueArn(sqs, bridgedQueueUrl),
         region,
-        batchSize,
+        ...sqsEventSource(fn),
         invoke: (event) => invoke(fn, event),
         onError: (error) => log(`bridge: ${fn}: ${(error as Error).message}`),
       });
       stops.push(bridge.stop); // stopped first (stops run in reverse): no polling of a stopped emulator
     };
-    if (functions.has(BRIDGED.syncConsumer)) await bridgeQueue(BRIDGED.syncConsumer, syncQueueUrl, 1);
-    if (functions.has(BRIDGED.sqsConsumer)) await bridgeQueue(BRIDGED.sqsConsumer, queueUrl, 50);
+    if (functions.has(BRIDGED.syncConsumer)) await bridgeQueue(BRIDGED.syncConsumer, syncQueueUrl);
+    if (functions.has(BRIDGED.sqsConsumer)) await bridgeQueue(BRIDGED.sqsConsumer, queueUrl);
     step();
     return {
       url,

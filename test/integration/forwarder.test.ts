@@ -5,6 +5,7 @@ import {
   GetQueueAttributesCommand,
   PurgeQueueCommand,
   ReceiveMessageCommand,
+  SendMessageCommand,
   type Message,
   type MessageAttributeValue,
 } from '@aws-sdk/client-sqs';
@@ -23,7 +24,7 @@ import { sendMessages } from '#aws/sqs';
 import { createThingsBoardClient, type DeliveryReport, type ThingsBoardClient } from '#clients/thingsboard/client';
 import { redriveDlq } from '../../scripts/dlq-redrive.ts';
 import { startSqsBridge, toLambdaRecord } from '../../scripts/local/bridge.ts';
-import { ROOT } from '../../scripts/local/stack.ts';
+import { ROOT, sqsEventSource } from '../../scripts/local/stack.ts';
 import { queueArn as arnOf, sqsClient } from '../../scripts/local/resources.ts';
 import { startFakeThingsBoard, type FakeThingsBoard } from '../fakes/thingsboard.ts';
 import { drainQueue, query, SEED_EXAMPLE, testEndpoints } from '../helpers/fixtures.ts';
@@ -149,13 +150,14 @@ const invokeHandler = (records: SQSRecord[]) =>
   handler({ Records: records }, lambdaContext('telemetryForwarder')) as Promise<SQSBatchResponse>;
 
 /** Feeds the queue to a consumer as the local stack does (poll, invoke, delete what succeeded). */
-function bridge(consume: (records: SQSRecord[]) => Promise<unknown>) {
+function bridge(consume: (records: SQSRecord[]) => Promise<unknown>, batchingWindowSeconds = 0) {
   const started = startSqsBridge({
     sqs,
     queueUrl: QUEUE_URL,
     queueArn,
     region: 'us-east-1',
     batchSize: 50,
+    batchingWindowSeconds,
     invoke: (event) => consume(event.Records),
     onError: (error) => bridgeErrors.push(error),
   });
@@ -708,5 +710,27 @@ describe('dlq:redrive', () => {
     expect(stdout).toContain(`Moved 2 messages from ${DLQ_URL} to ${QUEUE_URL}`);
     expect(await total(DLQ_URL)).toBe(0);
     expect(await depth()).toMatchObject({ visible: 2 });
+  });
+});
+
+describe('the local SQS bridge', () => {
+  it("takes each consumer's batch size and batching window from serverless.yml", () => {
+    expect(sqsEventSource('telemetryForwarder')).toEqual({ batchSize: 50, batchingWindowSeconds: 1 });
+    expect(sqsEventSource('modelSync')).toEqual({ batchSize: 1, batchingWindowSeconds: 0 });
+  });
+
+  it('gathers messages that arrive within its batching window into one invocation, as Lambda does', async () => {
+    const batches: number[] = [];
+    bridge(async (records) => {
+      batches.push(records.length);
+      return { batchItemFailures: [] };
+    }, 1);
+    for (let i = 0; i < 5; i++) {
+      await sqs.send(new SendMessageCommand({ QueueUrl: QUEUE_URL, MessageBody: `message ${i}` }));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await vi.waitFor(() => expect(batches.reduce((a, b) => a + b, 0)).toBe(5), { timeout: 10_000, interval: 50 });
+    expect(batches).toEqual([5]);
+    await vi.waitFor(async () => expect(await total()).toBe(0), { timeout: 5_000, interval: 100 });
   });
 });
