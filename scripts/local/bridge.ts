@@ -1,5 +1,6 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { S3Event, SQSRecord } from 'aws-lambda';
+import { MAX_ENVELOPE_BYTES } from '#prediction/message';
 
 /**
  * What AWS does between the emulators and the functions, done locally through serverless-offline's
@@ -66,7 +67,8 @@ export interface SqsBridgeOptions {
   batchSize: number;
   /**
    * How long to keep gathering a batch that is not full once its first records arrived (Lambda's
-   * MaximumBatchingWindowInSeconds); 0: only what the queue has at hand.
+   * MaximumBatchingWindowInSeconds); 0: only what the queue has at hand. As on Lambda, a batch also
+   * ends before its payload could pass 6 MB.
    */
   batchingWindowSeconds?: number;
   invoke: (event: { Records: SQSRecord[] }) => Promise<unknown>;
@@ -98,6 +100,18 @@ export function toLambdaRecord(message: Message, queueArn: string, region: strin
   };
 }
 
+/** Lambda's limit on an invocation's payload. */
+const LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024;
+
+/**
+ * Whether one more receive (ten messages at most, each no larger than the suite's largest message,
+ * an envelope) could take the batch past Lambda's payload limit.
+ */
+function payloadMayOverflow(messages: Message[]): boolean {
+  const bytes = messages.reduce((sum, m) => sum + Buffer.byteLength(m.Body ?? ''), 0);
+  return bytes + 10 * MAX_ENVELOPE_BYTES > LAMBDA_PAYLOAD_BYTES;
+}
+
 /** Polls the queue and feeds batches to the consumer until stopped. Start several for concurrent pollers. */
 export function startSqsBridge(options: SqsBridgeOptions) {
   let running = true;
@@ -120,7 +134,7 @@ export function startSqsBridge(options: SqsBridgeOptions) {
         if (messages.length === 0) continue;
         // Fill the batch while the queue has more at hand, and then until the batching window closes.
         const windowEnds = Date.now() + (options.batchingWindowSeconds ?? 0) * 1000;
-        while (messages.length < options.batchSize) {
+        while (messages.length < options.batchSize && !payloadMayOverflow(messages)) {
           const more = await receive(options.batchSize - messages.length, 0);
           messages.push(...more);
           if (more.length > 0) continue;

@@ -18,7 +18,7 @@ import { logger } from '#shared/log';
 import { CLASSIFICATIONS } from '#prediction/features';
 import { insertPredictions, type PredictionRow } from '#prediction/store';
 import { toMessage } from '#prediction/queue';
-import { MESSAGE_VERSIONS } from '#prediction/message';
+import { MAX_ENVELOPE_BYTES, MESSAGE_VERSIONS } from '#prediction/message';
 import { relayUndelivered } from '#prediction/relay';
 import { sendMessages } from '#aws/sqs';
 import { createThingsBoardClient, type DeliveryReport, type ThingsBoardClient } from '#clients/thingsboard/client';
@@ -732,5 +732,23 @@ describe('the local SQS bridge', () => {
     await vi.waitFor(() => expect(batches.reduce((a, b) => a + b, 0)).toBe(5), { timeout: 10_000, interval: 50 });
     expect(batches).toEqual([5]);
     await vi.waitFor(async () => expect(await total()).toBe(0), { timeout: 5_000, interval: 100 });
+  });
+
+  it("ends a batch before its payload could pass Lambda's 6 MB", async () => {
+    const batches: number[] = [];
+    bridge(async (records) => {
+      batches.push(records.reduce((sum, r) => sum + Buffer.byteLength(r.body), 0));
+      return { batchItemFailures: [] };
+    }, 1);
+    const body = 'x'.repeat(MAX_ENVELOPE_BYTES);
+    await Promise.all(
+      Array.from({ length: 30 }, () => sqs.send(new SendMessageCommand({ QueueUrl: QUEUE_URL, MessageBody: body }))),
+    );
+    await vi.waitFor(() => expect(batches.reduce((a, b) => a + b, 0)).toBe(30 * body.length), {
+      timeout: 15_000,
+      interval: 50,
+    });
+    expect(batches.length).toBeGreaterThan(1);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(6 * 1024 * 1024);
   });
 });
