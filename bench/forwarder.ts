@@ -106,7 +106,8 @@ async function startSqsProcess(stops: Array<() => Promise<unknown>>): Promise<st
   return url;
 }
 
-async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
+/** Messages on a queue: visible, in flight and delayed. */
+export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
   const { Attributes = {} } = await sqs.send(
     new GetQueueAttributesCommand({
       QueueUrl: queueUrl,

@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { freePort } from '../scripts/local/ports.ts';
-import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { sqsClient } from '../scripts/local/resources.ts';
 import { startLocalStack, type LocalStack } from '../scripts/local/stack.ts';
+import { queueDepth } from './forwarder.ts';
 import { round } from './stats.ts';
 
 const execFileAsync = promisify(execFile);
@@ -137,16 +137,8 @@ async function settle(stack: LocalStack): Promise<void> {
   const sqs = sqsClient(stack.endpoints);
   const deadline = Date.now() + 60_000;
   try {
-    while (Date.now() < deadline) {
-      const { Attributes: a = {} } = await sqs.send(
-        new GetQueueAttributesCommand({
-          QueueUrl: stack.queueUrl,
-          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-        }),
-      );
-      if (Number(a.ApproximateNumberOfMessages) + Number(a.ApproximateNumberOfMessagesNotVisible) === 0) return;
+    while (Date.now() < deadline && (await queueDepth(sqs, stack.queueUrl)) > 0)
       await new Promise((resolve) => setTimeout(resolve, 250));
-    }
   } finally {
     sqs.destroy();
   }

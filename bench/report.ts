@@ -21,11 +21,14 @@ export type BenchResults = Record<
   httpEmbedded: HttpBenchResult;
   httpServer: HttpBenchResult;
   forwarder: ForwarderBenchResult;
-  sqsPredict: SqsSends;
-  sqsBatch: SqsSends;
+  sqsPredict: PerThousand;
+  sqsBatch: PerThousand;
   /** Medians over the measured batches: the timestamp allocation, the INSERT and the SendMessageBatch call. */
   batchParts: { allocateMs: number; insertMs: number; sendMs: number };
 };
+
+/** SQS requests, billed requests and bytes per 1,000 predictions. */
+type PerThousand = Pick<SqsSends, 'requests' | 'billed' | 'bytes'>;
 
 const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
 const loads = (l: number[]) => l.map((x) => x.toFixed(2)).join(' / ');
@@ -53,19 +56,22 @@ function httpTargets(h: HttpBenchResult): string {
   ].join('\n');
 }
 
+/** Which database a row of HTTP figures ran against, at the start of a sentence. */
+const which = (h: HttpBenchResult) => (h.database === 'embedded' ? 'Embedded' : 'DATABASE_URL');
+
 /** What the CPU a request needs allows on this machine, whatever else runs on it. */
 function ceilingNote(h: HttpBenchResult, cores: number): string {
   const total = cpuTotal(h.c8);
   if (!total) return '';
   const ceiling = Math.round((cores * 1000) / total);
-  return `${h.database === 'embedded' ? 'Embedded' : 'DATABASE_URL'}: ${total} ms of CPU per request at 8 connections (serverless-offline ${h.c8.cpu!.offline}, the stack's process ${h.c8.cpu!.stack}, PostgreSQL ${h.c8.cpu!.postgres}), so ${cores} idle cores would serve at most ~${ceiling}/s; measured ${h.c8.perSecond}/s.`;
+  return `${which(h)}: ${total} ms of CPU per request at 8 connections (serverless-offline ${h.c8.cpu!.offline}, the stack's process ${h.c8.cpu!.stack}, PostgreSQL ${h.c8.cpu!.postgres}), so ${cores} idle cores would serve at most ~${ceiling}/s; measured ${h.c8.perSecond}/s.`;
 }
 
 /** What one 1,000-row batch over HTTP costs in CPU, by process tree. */
 function batchCpuNote(h: HttpBenchResult): string {
   const c = h.batch.cpu;
   if (!c) return '';
-  return `${h.database === 'embedded' ? 'Embedded' : 'DATABASE_URL'}: ${cpuTotal(h.batch)} ms of CPU per batch in all (serverless-offline ${c.offline}, the stack's process ${c.stack}, PostgreSQL ${c.postgres}) for a p50 of ${h.batch.p50} ms.`;
+  return `${which(h)}: ${cpuTotal(h.batch)} ms of CPU per batch in all (serverless-offline ${c.offline}, the stack's process ${c.stack}, PostgreSQL ${c.postgres}) for a p50 of ${h.batch.p50} ms.`;
 }
 
 export function renderResults(

@@ -1,11 +1,19 @@
+/** The `q` quantile of durations sorted in ascending order (0 when there are none). */
+const quantile = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+
+const ascending = (durationsMs: number[]) => [...durationsMs].sort((a, b) => a - b);
+
+/** The median of a list of durations, 0 when it is empty. */
+export const median = (durationsMs: number[] = []) => quantile(ascending(durationsMs), 0.5);
+
 /** Latency summary of a list of durations in milliseconds. */
 export function summarize(durationsMs: number[], wallMs: number, cpuMicros?: number) {
-  const sorted = [...durationsMs].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  const sorted = ascending(durationsMs);
   return {
     n: sorted.length,
-    p50: round(at(0.5)),
-    p99: round(at(0.99)),
+    p50: round(quantile(sorted, 0.5)),
+    p99: round(quantile(sorted, 0.99)),
     perSecond: Math.round((sorted.length / wallMs) * 1000),
     // CPU time of this process (user + system) per call: what the code under test costs itself,
     // apart from PostgreSQL and the emulators, which run in processes of their own.
