@@ -5,15 +5,15 @@
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { build } from 'esbuild';
 import pg from 'pg';
 import { migrate } from '#shared/migrations';
-import { S3RVER_CREDENTIALS } from '../scripts/local/emulators.ts';
+import { S3RVER_CREDENTIALS, stackTempDir } from '../scripts/local/emulators.ts';
 import { freePort } from '../scripts/local/ports.ts';
 import { buildHandlers } from '../scripts/local/handlers.ts';
 import { ensureBucket, ensureQueues, seedSampleModel, sqsClient } from '../scripts/local/resources.ts';
@@ -102,9 +102,8 @@ async function bundle(entry: string, outdir: string): Promise<string> {
   return outfile;
 }
 
-const work = mkdtempSync(join(tmpdir(), 'hubfolio-bench-'));
-// mkdtemp makes it private; as root the embedded PostgreSQL of the HTTP rows runs as the user postgres.
-chmodSync(work, 0o755);
+// Also the data of the HTTP rows' stacks, embedded PostgreSQL included.
+const work = stackTempDir('hubfolio-bench-');
 const loadBefore = loadavg();
 const db = await benchDatabase(server);
 const emulators = spawn(

@@ -9,9 +9,8 @@
  * (or DATABASE_URL's server) keeps one cluster across the starts, as a user's repeated `npm start` does.
  * Options: --starts N, --concurrency N, --verbose (serverless-offline's own output).
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { stackTempDir } from './local/emulators.ts';
 import { freePort } from './local/ports.ts';
 import { startLocalStack } from './local/stack.ts';
 import { parseScriptArgs } from './usage.ts';
@@ -55,9 +54,7 @@ async function predict(url: string): Promise<number | string> {
   }
 }
 
-const dataDir = mkdtempSync(join(tmpdir(), 'hubfolio-stress-'));
-// mkdtemp makes it private; as root the embedded PostgreSQL runs as the user postgres, who must get through.
-chmodSync(dataDir, 0o755);
+const dataDir = stackTempDir('hubfolio-stress-');
 const failures: string[] = [];
 let completed = 0;
 try {

@@ -1,5 +1,5 @@
 import { fork } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
@@ -88,6 +88,17 @@ export async function startSqs(options: { port: number }) {
   const app = buildApp({ logger: false });
   const address = await app.listen({ port: options.port, host: '127.0.0.1' });
   return { url: `http://127.0.0.1:${new URL(address).port}`, stop: () => app.close() };
+}
+
+/**
+ * A new temporary directory for a local stack's data (`dataDir`) that the embedded PostgreSQL server
+ * can use: mkdtemp makes it private, and as root the server runs as the user postgres, who must get
+ * through it.
+ */
+export function stackTempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  return dir;
 }
 
 /**

@@ -1,11 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { ROOT } from '../../scripts/local/stack.ts';
+import { stackTempDir } from '../../scripts/local/emulators.ts';
 import { ensurePortsFree, freePort } from '../../scripts/local/ports.ts';
 
 // `npm start` as a user runs it (scripts/start.ts in a process of its own), held to what it says:
@@ -73,9 +72,7 @@ function listeningAddresses(pids: number[]): string[] {
 
 async function start(env: Record<string, string> = {}): Promise<Run> {
   const marker = randomBytes(6).toString('hex');
-  const dataDir = mkdtempSync(join(tmpdir(), 'hubfolio-start-'));
-  // mkdtemp makes it private; as root an embedded PostgreSQL runs as the user postgres, who must reach it.
-  chmodSync(dataDir, 0o755);
+  const dataDir = stackTempDir('hubfolio-start-');
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const base = { ...process.env };
