@@ -1,12 +1,12 @@
 import { fork } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildApp } from 'fauxqs';
 import S3rver from 's3rver';
+import { watchExit } from './exits.ts';
 import { freePort } from './ports.ts';
 import { checkSignature } from './sigv4.ts';
 
@@ -121,7 +121,9 @@ export async function startPostgres(options: { port?: number; dataDir?: string }
   });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = once(child, 'exit');
+  const exit = watchExit(child, 'embedded PostgreSQL', () =>
+    stderr.trim() ? ` (${stderr.trim().split('\n')[0]})` : '',
+  );
   const ready = new Promise<string>((resolveUrl, reject) => {
     let stdout = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -129,27 +131,22 @@ export async function startPostgres(options: { port?: number; dataDir?: string }
       const line = stdout.split('\n').find((l) => l.startsWith('{'));
       if (line) resolveUrl((JSON.parse(line) as { url: string }).url);
     });
-    void exited.then(([code]) => reject(new Error(stderr.trim() || `embedded PostgreSQL exited with code ${code}`)));
+    void exit.ended.then(([code]) =>
+      reject(new Error(stderr.trim() || `embedded PostgreSQL exited with code ${code}`)),
+    );
   });
   const url = await ready;
-  let stopping = false;
   return {
     url,
     /** Resolves, saying how, if the server or its process stops without being asked to. */
-    died: exited.then(([code, signal]) =>
-      stopping
-        ? new Promise<string>(() => {})
-        : `embedded PostgreSQL exited ${signal ? `on ${signal}` : `with code ${code}`}${
-            stderr.trim() ? ` (${stderr.trim().split('\n')[0]})` : ''
-          }`,
-    ),
+    died: exit.died,
     stop: async () => {
-      stopping = true;
+      exit.expectExit();
       if (child.exitCode !== null || child.signalCode !== null) return;
       // SIGTERM: a fast shutdown of the server (and removal of a throwaway cluster), then the process exits.
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
+      await exit.ended;
       clearTimeout(timer);
     },
   };

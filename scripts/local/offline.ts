@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { healthReportSchema } from '#api/responses';
+import { watchExit } from './exits.ts';
 
 /** How many of its last output lines a start-up error quotes when the output is not shown. */
 const KEPT_LINES = 40;
@@ -60,16 +61,9 @@ export function startOffline(options: {
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   let running = true;
-  let stopping = false;
-  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
-    child.once('exit', (code, signal) => {
-      running = false;
-      done({ code, signal });
-    }),
-  );
-  const exited = ended.then(async ({ code, signal }) => {
-    if (stopping) return new Promise<string>(() => {});
-    return `serverless-offline (the API) exited ${signal ? `on ${signal}` : `with code ${code}`}`;
+  const exit = watchExit(child, 'serverless-offline (the API)');
+  void exit.ended.then(() => {
+    running = false;
   });
   const signalGroup = (signal: NodeJS.Signals) => {
     try {
@@ -80,14 +74,14 @@ export function startOffline(options: {
   };
   return {
     pid: child.pid!,
-    exited,
+    exited: exit.died,
     isRunning: () => running,
     recentOutput: () => lines.join('\n'),
     stop: async (graceMs = 5_000) => {
-      stopping = true;
+      exit.expectExit();
       if (running) signalGroup('SIGTERM');
       const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs);
-      await ended;
+      await exit.ended;
       clearTimeout(timer);
       // Whatever it started in its group and left behind.
       signalGroup('SIGKILL');
