@@ -29,6 +29,11 @@ function parameters(): SSMProvider {
   return provider;
 }
 
+/** The SSM parameter a secret comes from: when only its name (`…_PARAMETER`) is given, not the value itself. */
+function parameterOf(name: Secret, settings: Config): string | undefined {
+  return settings[name] === undefined ? settings[`${name}_PARAMETER`] : undefined;
+}
+
 /** What loadSecrets read from SSM, by parameter name. */
 const fromParameters = new Map<string, string>();
 
@@ -40,8 +45,8 @@ const fromParameters = new Map<string, string>();
 export async function loadSecrets(settings: Config = config(), ssm: SSMProvider = parameters()): Promise<void> {
   await Promise.all(
     SECRETS.map(async (name) => {
-      const parameter = settings[`${name}_PARAMETER`];
-      if (settings[name] !== undefined || parameter === undefined) return;
+      const parameter = parameterOf(name, settings);
+      if (parameter === undefined) return;
       let value: string | undefined;
       try {
         value = await ssm.get(parameter, { decrypt: true, maxAge: PER_CONTAINER_SECONDS });
@@ -59,8 +64,8 @@ export async function loadSecrets(settings: Config = config(), ssm: SSMProvider 
 }
 
 function secret(name: Secret, settings: Config): string | undefined {
-  const parameter = settings[`${name}_PARAMETER`];
-  if (settings[name] !== undefined || parameter === undefined) return settings[name];
+  const parameter = parameterOf(name, settings);
+  if (parameter === undefined) return settings[name];
   const value = fromParameters.get(parameter);
   if (value === undefined)
     throw new ConfigError(`${name} comes from SSM (${name}_PARAMETER) and was asked for before loadSecrets() read it`);
