@@ -21,7 +21,7 @@ import { thingsBoard } from '#clients/thingsboard/client';
  * within 3 minutes: the grace, the next run, a batch.
  */
 const RELAY_GRACE = { failedGraceMs: 0, silentGraceMs: 2 * 60_000 };
-/** Rows per transaction (one SQS send of up to 50 batches of ten). */
+/** Rows per transaction; their envelopes go to the queue in one SendMessageBatch call. */
 const BATCH_ROWS = 500;
 /** A run stops taking new batches after this, well inside the relay's timeout (serverless.yml: 30 s). */
 const RUN_BUDGET_MS = 20_000;
